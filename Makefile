@@ -1,0 +1,31 @@
+# The one list of how to do things here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run demo test bench-relay clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its dev extras
+
+run: $(STAMP)  ## migrate the database and start the bot (the local playground without tokens)
+	$(BIN)/concierge db upgrade
+	$(BIN)/concierge run
+
+demo: $(STAMP)  ## play the scripted story and print the transcript
+	$(BIN)/concierge demo
+
+test: $(STAMP)  ## run the whole suite (SQLite and a throw-away PostgreSQL)
+	$(BIN)/pytest -q
+
+bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
+	$(BIN)/python -m bench.relay
+
+clean:
+	rm -rf $(VENV) *.egg-info concierge.db concierge.db-wal concierge.db-shm

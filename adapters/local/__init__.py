@@ -1,0 +1,15 @@
+"""The local platform: a terminal playground, and the in-memory fake the tests drive."""
+
+from __future__ import annotations
+
+
+def is_configured() -> bool:
+    """The local playground needs no tokens."""
+    return True
+
+
+async def run(settings) -> None:  # noqa: ANN001
+    """Start the interactive playground on this terminal."""
+    from adapters.local.playground import run_playground
+
+    await run_playground(settings)

@@ -1,0 +1,90 @@
+"""LocalPlatform: the `Platform` port in memory, recording what is sent and optionally printing it."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+from concierge.platform import Address, MessageRef, Outbound
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One delivered message."""
+
+    address: Address
+    message: Outbound
+    ref: MessageRef
+    opened_thread: bool = False
+
+
+class LocalPlatform:
+    """An in-memory platform: DMs are channels named `dm-<user>`, threads are numbered from 1.
+
+    `fail_next(...)` makes the next sends raise the given neutral errors, in order.
+    """
+
+    name = "local"
+
+    def __init__(self, echo: Callable[[str], None] | None = None, name: str = "local") -> None:
+        self.name = name
+        self.echo = echo
+        self.sent: list[Sent] = []
+        self.edits: list[tuple[MessageRef, Outbound]] = []
+        self._failures: list[Exception] = []
+        self._threads = itertools.count(1)
+        self._messages = itertools.count(1)
+
+    def fail_next(self, *errors: Exception) -> None:
+        self._failures.extend(errors)
+
+    def _maybe_fail(self) -> None:
+        if self._failures:
+            raise self._failures.pop(0)
+
+    @staticmethod
+    def dm_address(user: str, platform: str = "local") -> Address:
+        return Address(platform, f"dm-{user}", user)
+
+    def _show(self, line: str) -> None:
+        if self.echo is not None:
+            self.echo(line)
+
+    async def send(self, address: Address, message: Outbound) -> MessageRef:
+        self._maybe_fail()
+        ref = MessageRef(address, str(next(self._messages)))
+        self.sent.append(Sent(address, message, ref))
+        if address.channel.startswith("dm-"):
+            self._show(f"  [DM to {address.user or address.channel[3:]}] {message.text}")
+        elif address.thread:
+            self._show(f"  [staff #{address.channel} thread {address.thread}] {message.text}")
+        else:
+            self._show(f"  [#{address.channel}] {message.text}")
+        return ref
+
+    async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
+        self._maybe_fail()
+        thread = str(next(self._threads))
+        ref = MessageRef(channel.in_thread(thread), str(next(self._messages)))
+        self.sent.append(Sent(channel, message, ref, opened_thread=True))
+        title = f" ({message.card.title})" if message.card else ""
+        self._show(f"  [staff #{channel.channel}] thread {thread}{title}: {message.text}")
+        return ref
+
+    async def open_dm(self, user: Address) -> Address:
+        return self.dm_address(user.user, self.name)
+
+    async def edit(self, ref: MessageRef, message: Outbound) -> None:
+        self._maybe_fail()
+        self.edits.append((ref, message))
+
+    # What tests read.
+    def dms_to(self, user: str) -> list[str]:
+        return [sent.message.text for sent in self.sent if sent.address.channel == f"dm-{user}"]
+
+    def thread_posts(self, thread: str) -> list[str]:
+        return [sent.message.text for sent in self.sent if sent.ref.address.thread == thread]
+
+    def threads_opened(self) -> list[Sent]:
+        return [sent for sent in self.sent if sent.opened_thread]

@@ -1,0 +1,110 @@
+"""The playground: one terminal where a person plays every role, line by line.
+
+A line is `who> text` (a DM from `who`), `who@N> text` (`who` writing in staff thread N), and
+either may be a `/concierge ...` command. A line without `who>` repeats the last speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import shlex
+import sys
+from typing import Callable, Iterable
+
+from adapters.local.platform import LocalPlatform
+from concierge.bootstrap import Runtime, build_runtime
+from concierge.database import upgrade
+from concierge.inbound import CommandInvoked, MemberMessage, Reply, StaffReply
+from concierge.platform import Address
+from concierge.settings import Settings
+
+LINE = re.compile(r"^\s*(?P<who>[\w.-]+)(?:@(?P<thread>\w+))?>\s?(?P<text>.*)$")
+HELP = """Type lines as `who> text`. Examples:
+  admin> /concierge member add alice premium
+  admin> /concierge expert add bob nutrition
+  alice> What should I eat before a 10k race?
+  bob@1> Oats and a banana two hours before.
+  bob@1> note: check her allergies next time
+  bob@1> /concierge close
+`quit` or Ctrl-D leaves."""
+
+
+class LocalDriver:
+    """Turns playground lines into inbound events and settles the outbox after each one."""
+
+    def __init__(self, runtime: Runtime, platform: LocalPlatform, staff_channel: str,
+                 echo: Callable[[str], None] = print) -> None:
+        self.runtime = runtime
+        self.platform = platform
+        self.staff_channel = staff_channel
+        self.echo = echo
+        self._ids = itertools.count(1)
+        self._speaker = "admin"
+        self._thread: str | None = None
+
+    def _event_id(self) -> str:
+        return f"local-{next(self._ids)}"
+
+    async def line(self, raw: str) -> Reply | None:
+        """Handle one playground line; prints what the bot answers and sends."""
+        match = LINE.match(raw)
+        if match:
+            self._speaker, self._thread, text = match["who"], match["thread"], match["text"]
+        else:
+            text = raw.strip()
+        if not text:
+            return None
+        who, thread = self._speaker, self._thread
+        if text.startswith("/concierge"):
+            try:
+                tokens = tuple(shlex.split(text[len("/concierge"):]))
+            except ValueError as problem:
+                self.echo(f"  (only you) Could not read that command: {problem}.")
+                return None
+            address = (Address("local", self.staff_channel, who, thread) if thread
+                       else LocalPlatform.dm_address(who))
+            event = CommandInvoked(self._event_id(), address, tokens)
+        elif thread:
+            event = StaffReply(self._event_id(), Address("local", self.staff_channel, who, thread), text)
+        else:
+            event = MemberMessage(self._event_id(), LocalPlatform.dm_address(who), text, display_name=who)
+        reply = await self.runtime.concierge.handle(event)
+        if reply is not None and not isinstance(event, MemberMessage):
+            self.echo(f"  {reply.text}" if reply.text.startswith("(") else f"  (only you) {reply.text}")
+        await self.runtime.dispatcher.drain()
+        return reply
+
+
+async def run_script(settings: Settings, lines: Iterable[str], echo: Callable[[str], None] = print) -> None:
+    """Play `lines` as if typed, echoing each with its prompt, then what follows it."""
+    platform = LocalPlatform(echo=echo)
+    runtime = build_runtime(settings, {"local": platform})
+    try:
+        driver = LocalDriver(runtime, platform, settings.staff_channel, echo)
+        for line in lines:
+            echo(line)
+            await driver.line(line)
+    finally:
+        runtime.close()
+
+
+async def run_playground(settings: Settings) -> None:
+    """The interactive loop on stdin; the outbox is drained after each line."""
+    upgrade(settings.database_url.get_secret_value())
+    platform = LocalPlatform(echo=print)
+    runtime = build_runtime(settings, {"local": platform})
+    driver = LocalDriver(runtime, platform, settings.staff_channel)
+    print(f"{settings.program_name} concierge, local playground. {HELP}")
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            sys.stdout.write("> ")
+            sys.stdout.flush()
+            raw = await loop.run_in_executor(None, sys.stdin.readline)
+            if not raw or raw.strip() in {"quit", "exit"}:
+                break
+            await driver.line(raw.rstrip("\n"))
+    finally:
+        runtime.close()

@@ -1,0 +1,142 @@
+"""The commands of the concierge, bound to the services; adapters render this one list natively."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from concierge import desk, membership
+from concierge.commands import Command, CommandRegistry, Invocation, Param
+from concierge.errors import Refused
+from concierge.people import Role, expert_of
+from concierge.records import Conversation
+from concierge.relay import conversation_in_thread
+
+
+def _user(invocation: Invocation, token: str) -> tuple[str, str]:
+    """(platform, user id) for a user argument; `platform:id` names a user on another platform."""
+    head, sep, tail = token.partition(":")
+    if sep and head.isalpha() and tail:
+        return head.lower(), tail
+    return invocation.address.platform, token
+
+
+def _conversation(session: Session, invocation: Invocation, number: int | None) -> Conversation:
+    if number is not None:
+        conversation = session.get(Conversation, number)
+        if conversation is None:
+            raise Refused(f"There is no conversation {number}.")
+        return conversation
+    conversation = conversation_in_thread(session, invocation.address)
+    if conversation is None:
+        raise Refused("Run this inside a conversation's thread, or give the conversation number.")
+    return conversation
+
+
+def _help(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    return REGISTRY.help_text(inv.role, args["command"])
+
+
+def _member_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    name = args["name"] or user
+    member = membership.enrol_member(session, inv.ctx, platform=platform, user=user, tier=args["tier"],
+                                     name=name, actor=inv.actor)
+    return f"{member.display_name} is now a {args['tier']} member."
+
+
+def _member_remove(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    member = membership.remove_member(session, inv.ctx, platform=platform, user=user, actor=inv.actor)
+    return f"{member.display_name} is no longer a member; their conversations are kept."
+
+
+def _member_tier(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    member = membership.set_member_tier(session, inv.ctx, platform=platform, user=user, tier=args["tier"],
+                                        actor=inv.actor)
+    return f"{member.display_name} is now on tier {args['tier']}."
+
+
+def _member_block(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    member = membership.set_member_blocked(session, inv.ctx, platform=platform, user=user, blocked=True,
+                                           reason=args["reason"] or "", actor=inv.actor)
+    return f"{member.display_name} is blocked; their messages are no longer relayed."
+
+
+def _member_unblock(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    member = membership.set_member_blocked(session, inv.ctx, platform=platform, user=user, blocked=False,
+                                           reason="", actor=inv.actor)
+    return f"{member.display_name} is unblocked."
+
+
+def _member_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    rows = membership.list_members(session)
+    if not rows:
+        return "No members yet. Add one with `/concierge member add <user> <tier>`."
+    return "\n".join(
+        f"{member.display_name} ({tier}){' [blocked]' if member.blocked else ''}" for member, tier in rows
+    )
+
+
+def _expert_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    expert = membership.add_expert(session, inv.ctx, platform=platform, user=user,
+                                   specialties=args["specialties"], name=args["name"] or user, actor=inv.actor)
+    return f"{expert.display_name} answers {', '.join(args['specialties'])} questions."
+
+
+def _expert_remove(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    expert = membership.remove_expert(session, inv.ctx, platform=platform, user=user, actor=inv.actor)
+    return f"{expert.display_name} is no longer an expert."
+
+
+def _expert_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    experts = membership.list_experts(session)
+    if not experts:
+        return "No experts yet. Add one with `/concierge expert add <user> <specialties>`."
+    return "\n".join(f"{expert.display_name}: {expert.specialties.replace(',', ', ')}" for expert in experts)
+
+
+def _claim(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    conversation = _conversation(session, inv, args["conversation"])
+    expert = expert_of(session, inv.address.platform, inv.address.user)
+    return desk.claim(session, inv.ctx, conversation, expert, inv.actor, key=f"cmd:{inv.event_id}")
+
+
+def _close(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    conversation = _conversation(session, inv, args["conversation"])
+    return desk.close(session, inv.ctx, conversation, inv.actor, key=f"cmd:{inv.event_id}")
+
+
+def _reopen(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    conversation = _conversation(session, inv, args["conversation"])
+    return desk.reopen(session, inv.ctx, conversation, inv.actor, key=f"cmd:{inv.event_id}")
+
+
+USER = Param("user", "user", help="the person (a mention, or platform:id)")
+CONVERSATION = Param("conversation", "int", optional=True, help="conversation number; default: this thread")
+
+REGISTRY = CommandRegistry([
+    Command(("help",), (Param("command", "text", optional=True),), Role.GUEST,
+            "show the commands you can use", _help),
+    Command(("member", "add"), (USER, Param("tier"), Param("name", "text", optional=True)), Role.ADMIN,
+            "enrol a member in a tier", _member_add),
+    Command(("member", "remove"), (USER,), Role.ADMIN, "end a membership (transcripts are kept)", _member_remove),
+    Command(("member", "tier"), (USER, Param("tier")), Role.ADMIN, "move a member to another tier", _member_tier),
+    Command(("member", "block"), (USER, Param("reason", "text", optional=True)), Role.ADMIN,
+            "stop relaying a member's messages", _member_block),
+    Command(("member", "unblock"), (USER,), Role.ADMIN, "relay a blocked member's messages again", _member_unblock),
+    Command(("member", "list"), (), Role.ADMIN, "list the members and their tiers", _member_list),
+    Command(("expert", "add"), (USER, Param("specialties", "list"), Param("name", "text", optional=True)),
+            Role.ADMIN, "make someone an expert for comma-separated specialties", _expert_add),
+    Command(("expert", "remove"), (USER,), Role.ADMIN, "remove an expert", _expert_remove),
+    Command(("expert", "list"), (), Role.ADMIN, "list the experts and their specialties", _expert_list),
+    Command(("claim",), (CONVERSATION,), Role.EXPERT, "take a conversation", _claim),
+    Command(("close",), (CONVERSATION,), Role.EXPERT, "close a conversation", _close),
+    Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
+])

@@ -1,0 +1,162 @@
+"""The one command registry: names, typed parameters, who may run them, help; parsing and dispatch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sqlmodel import Session
+
+from concierge.errors import Refused
+from concierge.inbound import Reply
+from concierge.people import Context, Role
+from concierge.platform import Address
+
+PREFIX = "/concierge"
+ROLE_NAMES = {Role.GUEST: "everyone", Role.MEMBER: "members", Role.EXPERT: "experts", Role.ADMIN: "admins"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a command.
+
+    kind: "word" (one token), "user" (a platform user; "platform:id" names another platform),
+    "int", "list" (comma-separated words), "text" (the rest of the line).
+    """
+
+    name: str
+    kind: str = "word"
+    optional: bool = False
+    help: str = ""
+
+    def placeholder(self) -> str:
+        return f"[{self.name}]" if self.optional else f"<{self.name}>"
+
+
+@dataclass
+class Invocation:
+    """Who runs a command, where, and with what role."""
+
+    ctx: Context
+    address: Address
+    role: Role
+    actor: str
+    event_id: str
+
+
+Handler = Callable[[Session, Invocation, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Command:
+    path: tuple[str, ...]
+    params: tuple[Param, ...]
+    role: Role
+    help: str
+    handler: Handler
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    def usage(self) -> str:
+        return " ".join([PREFIX, self.name, *(param.placeholder() for param in self.params)])
+
+
+class UsageError(Exception):
+    """Arguments that do not fit the command's parameters."""
+
+
+class CommandRegistry:
+    """All commands, looked up by their word path (`member add`)."""
+
+    def __init__(self, commands: list[Command]) -> None:
+        self.commands = {command.path: command for command in commands}
+
+    def __iter__(self):
+        return iter(self.commands.values())
+
+    def find(self, tokens: tuple[str, ...]) -> tuple[Command | None, tuple[str, ...]]:
+        """The command with the longest path that prefixes `tokens`, and the remaining tokens."""
+        for length in range(min(len(tokens), 3), 0, -1):
+            command = self.commands.get(tuple(token.lower() for token in tokens[:length]))
+            if command is not None:
+                return command, tokens[length:]
+        return None, tokens
+
+    def visible_to(self, role: Role) -> list[Command]:
+        return [command for command in self.commands.values() if command.role <= role]
+
+    def group_of(self, word: str) -> list[Command]:
+        return [command for command in self.commands.values() if command.path[0] == word.lower()]
+
+    @staticmethod
+    def parse(command: Command, tokens: tuple[str, ...]) -> dict[str, Any]:
+        """Match tokens to parameters; raises UsageError naming the problem."""
+        values: dict[str, Any] = {}
+        remaining = list(tokens)
+        for param in command.params:
+            if not remaining:
+                if not param.optional:
+                    raise UsageError(f"missing <{param.name}>")
+                values[param.name] = None
+                continue
+            if param.kind == "text":
+                values[param.name] = " ".join(remaining)
+                remaining = []
+                continue
+            token = remaining.pop(0)
+            if param.kind == "int":
+                try:
+                    values[param.name] = int(token.lstrip("#"))
+                except ValueError:
+                    raise UsageError(f"<{param.name}> must be a number, not {token!r}") from None
+            elif param.kind == "list":
+                items = [item.strip().lower() for item in token.split(",") if item.strip()]
+                if not items:
+                    raise UsageError(f"<{param.name}> needs at least one value")
+                values[param.name] = items
+            else:
+                values[param.name] = token
+        if remaining:
+            raise UsageError(f"unexpected {' '.join(remaining)!r}")
+        return values
+
+    def execute(self, session: Session, invocation: Invocation, tokens: tuple[str, ...]) -> Reply:
+        """Run the command named by `tokens`; every problem becomes a polite reply."""
+        if not tokens:
+            tokens = ("help",)
+        command, rest = self.find(tokens)
+        if command is None:
+            return Reply(self._unknown(tokens, invocation.role), ok=False)
+        if invocation.role < command.role:
+            return Reply(
+                f"Sorry, `{command.name}` is for {ROLE_NAMES[command.role]} only. Nothing was changed.",
+                ok=False,
+            )
+        try:
+            values = self.parse(command, rest)
+        except UsageError as problem:
+            return Reply(f"{str(problem).capitalize()}. Usage: `{command.usage()}`", ok=False)
+        try:
+            return Reply(command.handler(session, invocation, values))
+        except Refused as refusal:
+            session.rollback()
+            return Reply(str(refusal), ok=False)
+
+    def _unknown(self, tokens: tuple[str, ...], role: Role) -> str:
+        group = [command for command in self.group_of(tokens[0]) if command.role <= role]
+        if group:
+            usages = ", ".join(f"`{command.usage()}`" for command in group)
+            return f"Unknown command `{' '.join(tokens[:2])}`. Did you mean: {usages}"
+        names = ", ".join(command.name for command in self.visible_to(role))
+        return f"Unknown command `{tokens[0]}`. Commands you can use: {names}. Try `{PREFIX} help`."
+
+    def help_text(self, role: Role, topic: str | None = None) -> str:
+        commands = self.visible_to(role)
+        if topic:
+            commands = [command for command in commands if command.name.startswith(topic.lower())]
+            if not commands:
+                return f"No command `{topic}`. Try `{PREFIX} help`."
+        lines = [f"`{command.usage()}`: {command.help}" for command in commands]
+        return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""Engines, sessions run off the event loop, and schema migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+T = TypeVar("T")
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever driver the URL names (or none)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for `url`: SQLite gets WAL, a busy timeout and foreign keys."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode, no fsync per commit
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "concierge:migrations")
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema at `url` to `revision` with alembic."""
+    command.upgrade(alembic_config(url), revision)
+
+
+class Database:
+    """Runs units of work in worker threads so the event loop never waits on the database.
+
+    SQLite gets a single writer thread (SQLite serialises writers anyway, and one thread avoids
+    lock contention); PostgreSQL gets a small pool.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self.is_sqlite else 4, thread_name_prefix="concierge-db"
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> "Database":
+        return cls(create_db_engine(url))
+
+    def run_sync(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction, in the calling thread; commit if it returns."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction on a database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, work)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

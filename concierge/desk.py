@@ -1,0 +1,62 @@
+"""Staff actions on a conversation: claim, close, reopen."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from concierge.errors import Refused
+from concierge.membership import audit
+from concierge.outbox import THREAD_POST, enqueue
+from concierge.people import Context
+from concierge.platform import Address, Outbound
+from concierge.records import Conversation, Expert, Message
+from concierge.relay import open_conversation_of
+
+
+def _notice(session: Session, ctx: Context, conversation: Conversation, text: str, key: str) -> None:
+    """Record a staff-visible event and post it into the conversation's thread."""
+    session.add(Message(conversation_id=conversation.id, direction="event", author="concierge",
+                        text=text, created_at=ctx.now))
+    enqueue(session, key=key, kind=THREAD_POST,
+            address=Address(conversation.staff_platform, conversation.staff_channel),
+            message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
+
+
+def claim(session: Session, ctx: Context, conversation: Conversation, expert: Expert | None,
+          actor: str, key: str) -> str:
+    if conversation.status != "open":
+        raise Refused(f"Conversation {conversation.id} is closed; reopen it first.")
+    if expert is None:
+        raise Refused("Only experts can claim a conversation.")
+    if conversation.claimed_by == expert.id:
+        return f"You already have conversation {conversation.id}."
+    conversation.claimed_by = expert.id
+    _notice(session, ctx, conversation, f"Claimed by {expert.display_name}.", key)
+    audit(session, ctx, actor, "conversation.claim", conversation_id=conversation.id)
+    return f"You claimed conversation {conversation.id}."
+
+
+def close(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:
+    if conversation.status == "closed":
+        raise Refused(f"Conversation {conversation.id} is already closed.")
+    conversation.status = "closed"
+    conversation.closed_at = ctx.now
+    _notice(session, ctx, conversation, f"Closed by {actor}.", key)
+    audit(session, ctx, actor, "conversation.close", conversation_id=conversation.id)
+    return f"Conversation {conversation.id} closed."
+
+
+def reopen(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:
+    if conversation.status == "open":
+        raise Refused(f"Conversation {conversation.id} is already open.")
+    other = open_conversation_of(session, conversation.member_id)
+    if other is not None:
+        raise Refused(
+            f"The member already has conversation {other.id} open; continue there or close it first."
+        )
+    conversation.status = "open"
+    conversation.closed_at = None
+    conversation.last_activity_at = ctx.now
+    _notice(session, ctx, conversation, f"Reopened by {actor}.", key)
+    audit(session, ctx, actor, "conversation.reopen", conversation_id=conversation.id)
+    return f"Conversation {conversation.id} reopened."

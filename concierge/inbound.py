@@ -1,0 +1,68 @@
+"""Neutral events that adapters hand to the core, each carrying the platform's event id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from concierge.platform import Address
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file shared with a message, relayed as a link."""
+
+    name: str
+    url: str
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class MemberMessage:
+    """Someone wrote to the bot in a direct message."""
+
+    event_id: str
+    address: Address  # the DM channel and the author's user id
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    display_name: str = ""
+    edited: bool = False
+
+
+@dataclass(frozen=True)
+class StaffReply:
+    """Someone wrote inside a thread of the staff channel."""
+
+    event_id: str
+    address: Address  # channel, thread and the author's user id
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandInvoked:
+    """Someone ran `/concierge <tokens...>`; `address` is where they ran it."""
+
+    event_id: str
+    address: Address
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ButtonPressed:
+    """Someone pressed a card button; `action` and `value` come from the `Button`."""
+
+    event_id: str
+    address: Address
+    action: str
+    value: str = ""
+
+
+Inbound = MemberMessage | StaffReply | CommandInvoked | ButtonPressed
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the core answers privately to the person behind an inbound event."""
+
+    text: str
+    ok: bool = True

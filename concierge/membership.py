@@ -1,0 +1,137 @@
+"""Enrolling members and experts, tiers, blocking: the admin side of who is who."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from concierge.errors import Refused
+from concierge.people import Context, identity_of
+from concierge.records import AuditEvent, Expert, Member, PlatformIdentity, Tier
+
+
+def audit(session: Session, ctx: Context, actor: str, action: str, **detail: object) -> None:
+    session.add(AuditEvent(actor=actor, action=action, detail=detail, at=ctx.now))
+
+
+def tier_named(session: Session, name: str) -> Tier:
+    """The tier called `name`, created on first use with no limits."""
+    tier = session.exec(select(Tier).where(Tier.name == name)).first()
+    if tier is None:
+        tier = Tier(name=name)
+        session.add(tier)
+        session.flush()
+    return tier
+
+
+def _identity(session: Session, platform: str, user: str) -> PlatformIdentity:
+    identity = identity_of(session, platform, user)
+    if identity is None:
+        identity = PlatformIdentity(platform=platform, user_id=user)
+        session.add(identity)
+    return identity
+
+
+def enrol_member(
+    session: Session, ctx: Context, *, platform: str, user: str, tier: str, name: str, actor: str
+) -> Member:
+    """Enrol (or re-enrol) the platform user as a member of `tier`."""
+    identity = _identity(session, platform, user)
+    tier_record = tier_named(session, tier)
+    member = session.get(Member, identity.member_id) if identity.member_id else None
+    if member is not None and member.active:
+        raise Refused(f"{member.display_name} is already a member (tier {tier_name_of(session, member)}).")
+    if member is None:
+        member = Member(display_name=name, tier_id=tier_record.id, created_at=ctx.now)
+        session.add(member)
+        session.flush()
+        identity.member_id = member.id
+    member.active = True
+    member.tier_id = tier_record.id
+    member.display_name = name
+    audit(session, ctx, actor, "member.add", member_id=member.id, tier=tier)
+    return member
+
+
+def tier_name_of(session: Session, member: Member) -> str:
+    tier = session.get(Tier, member.tier_id)
+    return tier.name if tier else "?"
+
+
+def _active_member(session: Session, platform: str, user: str) -> Member:
+    identity = identity_of(session, platform, user)
+    member = session.get(Member, identity.member_id) if identity and identity.member_id else None
+    if member is None or not member.active:
+        raise Refused(f"{user} is not a member.")
+    return member
+
+
+def remove_member(session: Session, ctx: Context, *, platform: str, user: str, actor: str) -> Member:
+    """End a membership; the record and its conversations stay for the transcripts."""
+    member = _active_member(session, platform, user)
+    member.active = False
+    audit(session, ctx, actor, "member.remove", member_id=member.id)
+    return member
+
+
+def set_member_tier(session: Session, ctx: Context, *, platform: str, user: str, tier: str, actor: str) -> Member:
+    member = _active_member(session, platform, user)
+    member.tier_id = tier_named(session, tier).id
+    audit(session, ctx, actor, "member.tier", member_id=member.id, tier=tier)
+    return member
+
+
+def set_member_blocked(
+    session: Session, ctx: Context, *, platform: str, user: str, blocked: bool, reason: str, actor: str
+) -> Member:
+    member = _active_member(session, platform, user)
+    member.blocked = blocked
+    member.blocked_reason = reason if blocked else ""
+    audit(session, ctx, actor, "member.block" if blocked else "member.unblock", member_id=member.id, reason=reason)
+    return member
+
+
+def list_members(session: Session) -> list[tuple[Member, str]]:
+    rows = session.exec(
+        select(Member, Tier.name).join(Tier, Tier.id == Member.tier_id).where(Member.active).order_by(Member.display_name)
+    ).all()
+    return [(member, tier) for member, tier in rows]
+
+
+def add_expert(
+    session: Session, ctx: Context, *, platform: str, user: str, specialties: list[str], name: str, actor: str
+) -> Expert:
+    """Make the platform user an expert with `specialties` (or update their specialties)."""
+    identity = _identity(session, platform, user)
+    expert = session.get(Expert, identity.expert_id) if identity.expert_id else None
+    if expert is None:
+        expert = Expert(display_name=name, created_at=ctx.now)
+        session.add(expert)
+        session.flush()
+        identity.expert_id = expert.id
+    expert.active = True
+    expert.display_name = name
+    expert.specialties = ",".join(specialties)
+    audit(session, ctx, actor, "expert.add", expert_id=expert.id, specialties=specialties)
+    return expert
+
+
+def remove_expert(session: Session, ctx: Context, *, platform: str, user: str, actor: str) -> Expert:
+    identity = identity_of(session, platform, user)
+    expert = session.get(Expert, identity.expert_id) if identity and identity.expert_id else None
+    if expert is None or not expert.active:
+        raise Refused(f"{user} is not an expert.")
+    expert.active = False
+    audit(session, ctx, actor, "expert.remove", expert_id=expert.id)
+    return expert
+
+
+def list_experts(session: Session) -> list[Expert]:
+    return list(session.exec(select(Expert).where(Expert.active).order_by(Expert.display_name)).all())
+
+
+def known_specialties(session: Session) -> list[str]:
+    """Specialties offered by the active experts, sorted."""
+    found: set[str] = set()
+    for specialties in session.exec(select(Expert.specialties).where(Expert.active)).all():
+        found.update(part for part in specialties.split(",") if part)
+    return sorted(found)

@@ -1,0 +1,130 @@
+"""The seam between the core and a chat platform: addresses, outbound messages, the port, its errors."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a message comes from or goes to, in plain strings.
+
+    Attributes:
+        platform: adapter name, e.g. "local", "slack", "discord".
+        channel: channel or DM channel id ("" when only the user is known).
+        user: user id on that platform ("" for a channel).
+        thread: thread id inside the channel ("" for top level).
+        workspace: Slack team or Discord guild id ("" when there is one).
+    """
+
+    platform: str
+    channel: str = ""
+    user: str = ""
+    thread: str = ""
+    workspace: str = ""
+
+    def in_thread(self, thread: str) -> "Address":
+        return Address(self.platform, self.channel, self.user, thread, self.workspace)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Address":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button on a card; `action` is what the core receives back when it is pressed."""
+
+    label: str
+    action: str
+    value: str = ""
+    style: str = ""  # "", "primary" or "danger"
+
+
+@dataclass(frozen=True)
+class Card:
+    """A structured message part that adapters render natively or as plain text."""
+
+    title: str
+    fields: tuple[tuple[str, str], ...] = ()
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message the core wants sent: text plus an optional card."""
+
+    text: str
+    card: Card | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Outbound":
+        card = data.get("card")
+        if card is not None:
+            card = Card(
+                title=card["title"],
+                fields=tuple(tuple(pair) for pair in card.get("fields", ())),
+                buttons=tuple(Button(**button) for button in card.get("buttons", ())),
+            )
+        return cls(text=data["text"], card=card)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A sent message: where it went and the platform's id for it.
+
+    For `open_thread`, `address.thread` names the new thread.
+    """
+
+    address: Address
+    message_id: str
+
+
+class PlatformError(Exception):
+    """Base of the neutral errors adapters raise."""
+
+
+class RateLimited(PlatformError):
+    """The platform asked us to slow down; try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, detail: str = "rate limited") -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class Unreachable(PlatformError):
+    """The recipient cannot be reached (left, DMs closed, channel gone): permanent."""
+
+
+class PlatformDown(PlatformError):
+    """The platform failed or could not be reached: transient, retry later."""
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """The port every adapter implements once; the outbox dispatcher is its only caller."""
+
+    name: str
+
+    async def send(self, address: Address, message: Outbound) -> MessageRef:
+        """Post `message` at `address` (a channel, a DM, or a thread)."""
+        ...
+
+    async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
+        """Post `message` in `channel` as the start of a new thread; the ref names the thread."""
+        ...
+
+    async def open_dm(self, user: Address) -> Address:
+        """Return the address of the direct-message channel with `user`."""
+        ...
+
+    async def edit(self, ref: MessageRef, message: Outbound) -> None:
+        """Replace a message the bot sent earlier."""
+        ...

@@ -1,0 +1,168 @@
+"""Relaying: a member's message to the staff thread, an expert's reply back to the member."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
+from concierge.membership import known_specialties
+from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
+from concierge.people import Context, expert_of, is_admin, member_of, tier_name
+from concierge.platform import Address, Button, Card, Outbound
+from concierge.records import Conversation, Member, Message, Tier
+
+NOTE_PREFIX = "note:"
+
+
+def _with_attachments(text: str, attachments: tuple[Attachment, ...]) -> str:
+    lines = [text] if text else []
+    lines += [f"[file] {item.name}: {item.url}" for item in attachments]
+    return "\n".join(lines)
+
+
+def route_specialty(session: Session, member: Member, text: str) -> str:
+    """Pick the specialty of a new conversation.
+
+    A specialty named in the text wins; otherwise the tier's only specialty, or the only one
+    the experts offer; otherwise "general".
+    """
+    offered = known_specialties(session)
+    words = {word.strip(".,!?;:").lower() for word in text.split()}
+    for specialty in offered:
+        if specialty.lower() in words:
+            return specialty
+    tier = session.get(Tier, member.tier_id)
+    tier_specialties = [part for part in (tier.specialties if tier else "").split(",") if part]
+    if len(tier_specialties) == 1:
+        return tier_specialties[0]
+    if len(offered) == 1:
+        return offered[0]
+    return "general"
+
+
+def open_conversation_of(session: Session, member_id: int) -> Conversation | None:
+    return session.exec(
+        select(Conversation)
+        .where(Conversation.member_id == member_id, Conversation.status == "open")
+        .order_by(Conversation.id.desc())
+    ).first()
+
+
+def staff_card(conversation: Conversation, member: Member, tier: str) -> Card:
+    return Card(
+        title=f"{member.display_name}, {tier}, {conversation.specialty}",
+        fields=(
+            ("Member", member.display_name),
+            ("Tier", tier),
+            ("Specialty", conversation.specialty),
+            ("Waiting since", conversation.opened_at.strftime("%Y-%m-%d %H:%M UTC")),
+        ),
+        buttons=(
+            Button("Claim", "claim", str(conversation.id), "primary"),
+            Button("Close", "close", str(conversation.id), "danger"),
+        ),
+    )
+
+
+def member_message(session: Session, ctx: Context, event: MemberMessage) -> Reply | None:
+    """A DM to the bot: relay it into the member's conversation, or answer why not."""
+    author = event.address
+    reply_to = Address(author.platform, author.channel, author.user, workspace=author.workspace)
+    member = member_of(session, author.platform, author.user)
+    if member is None:
+        enqueue(session, key=f"join:{author.platform}:{event.event_id}", kind=POST,
+                address=reply_to, message=Outbound(ctx.settings.join_message()), now=ctx.now)
+        return Reply(ctx.settings.join_message(), ok=False)
+    if member.blocked:
+        return Reply(ctx.settings.blocked_text, ok=False)
+    text = _with_attachments(event.text.strip(), event.attachments)
+    if not text:
+        return None
+    limit = ctx.settings.max_message_chars
+    if len(text) > limit:
+        notice = (f"Your message is {len(text)} characters long; the limit is {limit}. "
+                  "Please shorten it or split it in parts. Nothing was sent.")
+        enqueue(session, key=f"toolong:{author.platform}:{event.event_id}", kind=POST,
+                address=reply_to, message=Outbound(notice), now=ctx.now)
+        return Reply(notice, ok=False)
+    if event.edited:
+        text = f"(edited) {text}"
+
+    conversation = open_conversation_of(session, member.id)
+    if conversation is None:
+        conversation = Conversation(
+            member_id=member.id,
+            specialty=route_specialty(session, member, text),
+            member_platform=author.platform,
+            member_channel=author.channel,
+            member_user=author.user,
+            staff_platform=ctx.staff.platform,
+            staff_channel=ctx.staff.channel,
+            opened_at=ctx.now,
+            last_activity_at=ctx.now,
+        )
+        session.add(conversation)
+        session.flush()
+        tier = tier_name(session, member.tier_id)
+        enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=OPEN_THREAD,
+                address=ctx.staff, message=Outbound(text, staff_card(conversation, member, tier)),
+                now=ctx.now, conversation_id=conversation.id)
+    else:
+        conversation.last_activity_at = ctx.now
+        # The member may have moved to another DM channel (or platform) since.
+        conversation.member_platform = author.platform
+        conversation.member_channel = author.channel
+        conversation.member_user = author.user
+        enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=THREAD_POST,
+                address=Address(conversation.staff_platform, conversation.staff_channel),
+                message=Outbound(f"{member.display_name}: {text}"), now=ctx.now,
+                conversation_id=conversation.id)
+    session.add(Message(conversation_id=conversation.id, direction="in", author=member.display_name,
+                        text=text, attachments=[a.__dict__ for a in event.attachments], created_at=ctx.now))
+    return None
+
+
+def conversation_in_thread(session: Session, address: Address) -> Conversation | None:
+    if not address.thread:
+        return None
+    return session.exec(
+        select(Conversation).where(
+            Conversation.staff_platform == address.platform, Conversation.staff_thread == address.thread
+        )
+    ).first()
+
+
+def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | None:
+    """A message in a staff thread: relay to the member, or keep it internal (`note:`)."""
+    conversation = conversation_in_thread(session, event.address)
+    if conversation is None:
+        return None  # chatter outside conversation threads is not ours
+    platform, user = event.address.platform, event.address.user
+    expert = expert_of(session, platform, user)
+    if expert is None and not is_admin(ctx.settings, platform, user):
+        return Reply("Only experts can answer members; your message was not relayed.", ok=False)
+    author = expert.display_name if expert else f"admin {user}"
+    text = _with_attachments(event.text.strip(), event.attachments)
+    if not text:
+        return None
+    if text.lower().startswith(NOTE_PREFIX):
+        session.add(Message(conversation_id=conversation.id, direction="internal", author=author,
+                            text=text[len(NOTE_PREFIX):].strip(), created_at=ctx.now))
+        return Reply("(internal, not sent)")
+    if conversation.status != "open":
+        return Reply(f"Conversation {conversation.id} is closed; run `/concierge reopen` to answer again. "
+                     "Nothing was sent.", ok=False)
+    limit = ctx.settings.max_message_chars
+    if len(text) > limit:
+        return Reply(f"Your reply is {len(text)} characters long; the limit is {limit}. Nothing was sent.", ok=False)
+    member_address = Address(conversation.member_platform, conversation.member_channel, conversation.member_user)
+    enqueue(session, key=f"reply:{platform}:{event.event_id}", kind=POST, address=member_address,
+            message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
+    session.add(Message(conversation_id=conversation.id, direction="out", author=author, text=text,
+                        attachments=[a.__dict__ for a in event.attachments], created_at=ctx.now))
+    conversation.last_activity_at = ctx.now
+    if conversation.first_response_at is None:
+        conversation.first_response_at = ctx.now
+    if conversation.claimed_by is None and expert is not None:
+        conversation.claimed_by = expert.id  # the first to answer owns it
+    return None

@@ -1,0 +1,67 @@
+"""Settings read from CONCIERGE_* environment variables and a .env file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the core needs to know about one deployment.
+
+    Platform tokens belong to the adapters; the core never reads them.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite:///concierge.db"),
+        description="SQLAlchemy URL; sqlite:///file.db (default) or postgresql://user:pass@host/db.",
+    )
+    program_name: str = Field(default="Concierge", description="Name of the loyalty program.")
+    join_text: str = Field(
+        default="This service is for members of {program}. Ask your account manager or "
+        "visit the program page to join.",
+        description="Answer to someone who writes but is not enrolled; {program} is replaced.",
+    )
+    blocked_text: str = Field(
+        default="Your messages are not being forwarded to our team at the moment.",
+        description="Answer to an enrolled member whose access is blocked.",
+    )
+    staff_channel: str = Field(
+        default="concierge-staff", description="Channel (name or id) where staff threads open."
+    )
+    staff_platform: str = Field(
+        default="",
+        description="Platform of the staff channel; empty means the platform the bot runs on.",
+    )
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["local:admin"],
+        description="Comma-separated platform:user_id entries allowed to run admin commands.",
+    )
+    max_message_chars: int = Field(default=4000, ge=1, description="Longest member message relayed.")
+    outbox_max_attempts: int = Field(default=10, ge=1, description="Tries before a send fails.")
+    outbox_backoff_base_s: float = Field(default=1.0, gt=0, description="First retry delay.")
+    outbox_backoff_cap_s: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    outbox_lease_s: float = Field(
+        default=60.0, gt=0, description="How long a claimed send is held before another worker may retry it."
+    )
+    platform: str = Field(
+        default="auto", description="local, slack, discord, or auto (the first with tokens, else local)."
+    )
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            entries = [part.strip() for part in value.split(",")]
+            return [entry if ":" in entry else f"local:{entry}" for entry in entries if entry]
+        return value
+
+    def join_message(self) -> str:
+        """The text sent to someone who is not enrolled."""
+        return self.join_text.replace("{program}", self.program_name)

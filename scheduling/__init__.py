@@ -1,0 +1,1 @@
+"""Digest scheduling: the periodic tick, the due-digest planner and the fan-out (to come)."""
