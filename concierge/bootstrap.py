@@ -59,9 +59,8 @@ def build_runtime(
 
 def adapter_names() -> list[str]:
     """The platform folders under `adapters/` (a new platform is a new folder)."""
-    import adapters
-
-    return sorted(module.name for module in pkgutil.iter_modules(adapters.__path__) if module.ispkg)
+    package = importlib.import_module("adapters")  # found at run time: the core names no adapter
+    return sorted(module.name for module in pkgutil.iter_modules(package.__path__) if module.ispkg)
 
 
 def load_adapter(name: str):

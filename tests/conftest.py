@@ -72,3 +72,18 @@ def runtime(database_url, platform, clock):
     rt = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def desk(runtime, platform):
+    """The local driver: people writing, staff answering, commands, and what was delivered."""
+    from tests.contract.local_driver import LocalDriver
+
+    return LocalDriver(runtime, platform)
+
+
+def rows(runtime, model, *where):
+    """All records of `model` (optionally filtered), read straight from the database."""
+    from sqlmodel import select
+
+    return runtime.db.run_sync(lambda session: list(session.exec(select(model).where(*where)).all()))

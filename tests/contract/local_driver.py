@@ -1,0 +1,60 @@
+"""The local platform's driver for the shared scenarios, also used by the service tests."""
+
+from __future__ import annotations
+
+import itertools
+
+from adapters.local.platform import LocalPlatform
+from concierge.inbound import ButtonPressed, CommandInvoked, MemberMessage, StaffReply
+from concierge.platform import Address
+
+
+class LocalDriver:
+    admin = "admin"
+
+    def __init__(self, runtime, platform: LocalPlatform) -> None:
+        self.runtime = runtime
+        self.platform = platform
+        self._ids = itertools.count(1)
+
+    def _id(self) -> str:
+        return f"e{next(self._ids)}"
+
+    def mention(self, person: str) -> str:
+        return person
+
+    async def member_writes(self, person, text, *, event_id=None):
+        await self.runtime.concierge.handle(
+            MemberMessage(event_id or self._id(), LocalPlatform.dm_address(person), text))
+
+    async def staff_writes(self, person, thread, text):
+        reply = await self.runtime.concierge.handle(
+            StaffReply(self._id(), Address("local", "concierge-staff", person, thread), text))
+        return reply.text if reply else None
+
+    def _where(self, person, thread):
+        return Address("local", "concierge-staff", person, thread) if thread else LocalPlatform.dm_address(person)
+
+    async def command(self, person, text, *, thread=None):
+        reply = await self.runtime.concierge.handle(
+            CommandInvoked(self._id(), self._where(person, thread), tuple(text.split())))
+        return reply.text
+
+    async def press(self, person, thread, action):
+        conversation = next(sent for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
+        button = next(b for b in conversation.message.card.buttons if b.action == action)
+        reply = await self.runtime.concierge.handle(
+            ButtonPressed(self._id(), self._where(person, thread), button.action, button.value))
+        return reply.text
+
+    async def settle(self):
+        await self.runtime.dispatcher.drain()
+
+    def threads(self):
+        return [sent.ref.address.thread for sent in self.platform.threads_opened()]
+
+    def thread_texts(self, thread):
+        return self.platform.thread_posts(thread)
+
+    def dms(self, person):
+        return self.platform.dms_to(person)

@@ -1,0 +1,163 @@
+"""The command registry: parsing, usage errors, roles, and each command's effect."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from concierge.command_set import REGISTRY
+from concierge.commands import UsageError
+from concierge.records import AuditEvent, Expert, Member, PlatformIdentity
+from tests.conftest import rows
+
+TOKENS = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12),
+                  max_size=6).map(tuple)
+
+
+def test_usage_lines_name_every_parameter():
+    command, rest = REGISTRY.find(("member", "add", "alice", "premium"))
+    assert command.usage() == "/concierge member add <user> <tier> [name]"
+    assert rest == ("alice", "premium")
+
+
+def test_parse_typed_parameters():
+    command, _ = REGISTRY.find(("expert", "add"))
+    values = REGISTRY.parse(command, ("bob", "Nutrition, training", "Bob", "Smith"))
+    assert values == {"user": "bob", "specialties": ["nutrition", "training"], "name": "Bob Smith"}
+    close, _ = REGISTRY.find(("close",))
+    assert REGISTRY.parse(close, ("#12",)) == {"conversation": 12}
+    with pytest.raises(UsageError, match="must be a number"):
+        REGISTRY.parse(close, ("twelve",))
+    with pytest.raises(UsageError, match="unexpected"):
+        REGISTRY.parse(close, ("1", "2"))
+
+
+@given(TOKENS)
+def test_parse_never_fails_other_than_with_a_usage_error(tokens):
+    for command in REGISTRY:
+        try:
+            values = REGISTRY.parse(command, tokens)
+        except UsageError as problem:
+            assert str(problem)
+        else:
+            assert set(values) == {param.name for param in command.params}
+
+
+async def test_unknown_command_lists_what_exists(desk):
+    answer = await desk.command("admin", "frobnicate")
+    assert "Unknown command `frobnicate`" in answer and "member add" in answer
+    answer = await desk.command("admin", "member frob")
+    assert "Did you mean" in answer and "/concierge member list" in answer
+
+
+async def test_guest_sees_only_what_they_may_run(desk):
+    answer = await desk.command("mallory", "frobnicate")
+    assert "help" in answer and "member add" not in answer
+
+
+async def test_help_depends_on_role(desk):
+    await desk.command("admin", "expert add bob nutrition")
+    expert_help = await desk.command("bob", "help")
+    assert "/concierge close" in expert_help and "member add" not in expert_help
+    admin_help = await desk.command("admin", "help member")
+    assert "/concierge member add" in admin_help and "/concierge close" not in admin_help
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "mallory"])
+async def test_non_admins_are_refused_and_nothing_changes(desk, runtime, who):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    before = [len(rows(runtime, model)) for model in (Member, Expert, PlatformIdentity, AuditEvent)]
+    for text in ("member add mallory vip", "member remove alice", "member tier alice vip",
+                 "expert add mallory training", "expert remove bob", "member list", "member block alice"):
+        answer = await desk.command(who, text)
+        assert "admins only" in answer and "Nothing was changed" in answer
+    after = [len(rows(runtime, model)) for model in (Member, Expert, PlatformIdentity, AuditEvent)]
+    assert after == before
+
+
+async def test_member_lifecycle(desk, runtime):
+    assert await desk.command("admin", "member add alice premium Alice Liddell") == \
+        "Alice Liddell is now a premium member."
+    assert "already a member" in await desk.command("admin", "member add alice vip")
+    assert "tier vip" in await desk.command("admin", "member tier alice vip")
+    assert await desk.command("admin", "member list") == "Alice Liddell (vip)"
+    assert "no longer a member" in await desk.command("admin", "member remove alice")
+    assert "not a member" in await desk.command("admin", "member remove alice")
+    assert "No members yet" in await desk.command("admin", "member list")
+    actions = [event.action for event in rows(runtime, AuditEvent)]
+    assert actions == ["member.add", "member.tier", "member.remove"]
+    assert all(event.actor == "local:admin" for event in rows(runtime, AuditEvent))
+
+
+async def test_expert_lifecycle(desk):
+    assert "nutrition, training" in await desk.command("admin", "expert add bob nutrition,training")
+    assert await desk.command("admin", "expert list") == "bob: nutrition, training"
+    assert "no longer an expert" in await desk.command("admin", "expert remove bob")
+    assert "not an expert" in await desk.command("admin", "expert remove bob")
+
+
+async def test_claim_close_reopen_by_number_and_their_errors(desk, platform):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    assert "inside a conversation" in await desk.command("bob", "close")
+    assert "no conversation 7" in await desk.command("bob", "close 7")
+    await desk.member_writes("alice", "Question?")
+    await desk.settle()
+    assert await desk.command("bob", "claim 1") == "You claimed conversation 1."
+    assert await desk.command("bob", "claim 1") == "You already have conversation 1."
+    assert "Only experts" in await desk.command("admin", "claim 1")
+    assert await desk.command("admin", "close 1") == "Conversation 1 closed."
+    assert "already closed" in await desk.command("bob", "close 1")
+    await desk.member_writes("alice", "New question")
+    await desk.settle()
+    assert "already has conversation 2 open" in await desk.command("bob", "reopen 1")
+    await desk.settle()
+    thread = desk.threads()[0]
+    assert platform.thread_posts(thread)[1:] == ["Claimed by bob.", "Closed by local:admin."]
+
+
+async def test_buttons_check_roles_like_commands(desk):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    await desk.member_writes("alice", "Question?")
+    await desk.settle()
+    thread = desk.threads()[0]
+    assert "experts only" in await desk.press("alice", thread, "close")
+    assert "closed" in await desk.press("bob", thread, "close")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tokens=TOKENS)
+def test_random_commands_from_a_member_change_nothing(tmp_path_factory, sqlite_template, tokens):
+    """Whatever a member types after /concierge, they get an answer and no record changes."""
+    import shutil
+
+    from adapters.local.platform import LocalPlatform
+    from concierge.bootstrap import build_runtime
+    from tests.conftest import make_settings
+    from tests.contract.local_driver import LocalDriver
+
+    path = tmp_path_factory.mktemp("fuzz") / "c.db"
+    shutil.copy(sqlite_template, path)
+    platform = LocalPlatform()
+    runtime = build_runtime(make_settings(f"sqlite:///{path}"), {"local": platform})
+    try:
+        driver = LocalDriver(runtime, platform)
+
+        async def play():
+            await driver.command("admin", "member add alice premium")
+            before = [len(rows(runtime, model)) for model in (Member, Expert, PlatformIdentity, AuditEvent)]
+            from concierge.inbound import CommandInvoked
+
+            reply = await runtime.concierge.handle(
+                CommandInvoked("fuzz", LocalPlatform.dm_address("alice"), tokens))
+            assert reply is not None and reply.text
+            after = [len(rows(runtime, model)) for model in (Member, Expert, PlatformIdentity, AuditEvent)]
+            assert after == before
+
+        asyncio.run(play())
+    finally:
+        runtime.close()

@@ -1,0 +1,58 @@
+"""The commands a newcomer runs: `concierge demo`, the playground, `concierge db upgrade`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def concierge(*args: str, cwd: Path, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("CONCIERGE_", "SLACK_", "DISCORD_"))}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "concierge.cli", *args], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=120, env=environment)
+
+
+def test_demo_tells_the_whole_story_and_exits_0(tmp_path):
+    result = concierge("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  [staff #concierge-staff] thread 1 (alice, premium, nutrition): What should I eat before a 10k race?" in lines
+    assert "  [DM to alice] Oats and a banana two hours before." in lines
+    note = lines.index("bob@1> note: check her allergies next time")
+    assert lines[note + 1] == "  (internal, not sent)"
+    assert not any("allergies" in line for line in lines if line.startswith("  [DM"))
+    assert any("admins only" in line for line in lines)
+
+
+def test_playground_on_a_fresh_sqlite_file(tmp_path):
+    script = "\n".join([
+        "admin> /concierge member add alice premium",
+        "admin> /concierge expert add bob nutrition",
+        "alice> What should I eat before a 10k race?",
+        "bob@1> Oats and a banana two hours before.",
+        "bob@1> note: check her allergies next time",
+        "bob@1> /concierge close",
+        "quit",
+    ]) + "\n"
+    env = {"CONCIERGE_DATABASE_URL": f"sqlite:///{tmp_path / 'play.db'}"}
+    upgrade = concierge("db", "upgrade", cwd=tmp_path, env=env)
+    assert upgrade.returncode == 0, upgrade.stderr
+    result = concierge("run", "--platform", "local", cwd=tmp_path, stdin=script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "[staff #concierge-staff] thread 1 (alice, premium, nutrition)" in result.stdout
+    assert "[DM to alice] Oats and a banana two hours before." in result.stdout
+    assert "(internal, not sent)" in result.stdout
+    assert "Conversation 1 closed." in result.stdout
+    assert (tmp_path / "play.db").exists()
+
+
+def test_no_tokens_means_the_local_playground(tmp_path):
+    result = concierge("run", cwd=tmp_path, stdin="quit\n",
+                       env={"CONCIERGE_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
+    assert result.returncode == 0, result.stderr
+    assert "local playground" in result.stdout

@@ -1,0 +1,43 @@
+"""The layers import only what they may: the core no platform SDK, the local adapter only the core."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "concierge": {"discord", "slack_bolt", "slack_sdk", "apscheduler", "adapters", "scheduling", "aiohttp"},
+    "adapters/local": {"discord", "slack_bolt", "slack_sdk", "apscheduler", "scheduling", "aiohttp"},
+    "scheduling": {"discord", "slack_bolt", "slack_sdk", "adapters"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_only_what_it_may(layer):
+    files = sorted((ROOT / layer).rglob("*.py"))
+    assert files, f"no python files under {layer}"
+    offending = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN[layer]) for path in files
+    }
+    offending = {path: names for path, names in offending.items() if names}
+    assert offending == {}
+
+
+def test_the_check_sees_a_forbidden_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nfrom slack_bolt.async_app import AsyncApp\nimport discord.ui\n")
+    assert {"slack_bolt", "discord"} <= imported_modules(sample)
