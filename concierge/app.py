@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from concierge.clock import Clock
@@ -15,6 +16,7 @@ from concierge.database import Database
 from concierge.inbound import ButtonPressed, CommandInvoked, Inbound, MemberMessage, Reply, StaffReply
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address
+from concierge.outbox import Claimed, begin_hand_off, end_hand_off
 from concierge.records import InboundEvent
 from concierge.relay import member_message, staff_reply
 from concierge.settings import Settings
@@ -37,7 +39,7 @@ class Concierge:
         staff: Address,
         clock: Clock | None = None,
         registry: CommandRegistry = REGISTRY,
-        on_queued: Callable[[], None] = lambda: None,
+        on_queued: Callable[[list[Claimed], set[int]], None] = lambda claimed, waiting: None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -49,21 +51,34 @@ class Concierge:
     async def handle(self, event: Inbound) -> Reply | None:
         """Apply `event` once (a redelivered event id is ignored) and return the private reply."""
         try:
-            reply = await self.db.run(lambda session: self._apply(session, event))
+            reply, claimed, left = await self.db.run(lambda session: self._apply(session, event))
         except AlreadyHandled:
             log.info("ignored a redelivered %s event %s", event.address.platform, event.event_id)
             return None
-        self.on_queued()
+        self.on_queued(claimed, left)
         return reply
 
-    def _apply(self, session: Session, event: Inbound) -> Reply | None:
+    def _apply(self, session: Session, event: Inbound) -> tuple[Reply | None, list[Claimed], set[int]]:
         ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff)
-        session.add(InboundEvent(platform=event.address.platform, event_id=event.event_id, received_at=ctx.now))
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise AlreadyHandled(event.event_id) from None
+        self._record_inbound(session, event, ctx)
+        begin_hand_off(session, ctx.now + timedelta(seconds=self.settings.outbox_lease_s))
+        reply = self._dispatch(session, ctx, event)
+        hand_off = end_hand_off(session)
+        return reply, hand_off.claimed, hand_off.waiting
+
+    @staticmethod
+    def _record_inbound(session: Session, event: Inbound, ctx: Context) -> None:
+        """Insert the event's key in this transaction; an existing key means "already handled"."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = InboundEvent.__table__
+        statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+        inserted = session.execute(statement, {"platform": event.address.platform, "event_id": event.event_id,
+                                               "received_at": ctx.now}).first()
+        if inserted is None:
+            raise AlreadyHandled(event.event_id)
+
+    def _dispatch(self, session: Session, ctx: Context, event: Inbound) -> Reply | None:
         if isinstance(event, MemberMessage):
             return member_message(session, ctx, event)
         if isinstance(event, StaffReply):

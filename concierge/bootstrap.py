@@ -52,7 +52,7 @@ def build_runtime(
         settings,
         staff=Address(staff_platform, settings.staff_channel),
         clock=clock,
-        on_queued=dispatcher.wake,
+        on_queued=dispatcher.hand_over,
     )
     return Runtime(db=db, concierge=concierge, dispatcher=dispatcher)
 

@@ -28,10 +28,10 @@ def _conversation(session: Session, invocation: Invocation, number: int | None) 
         if conversation is None:
             raise Refused(f"There is no conversation {number}.")
         return conversation
-    conversation = conversation_in_thread(session, invocation.address)
-    if conversation is None:
+    found = conversation_in_thread(session, invocation.address)
+    if found is None:
         raise Refused("Run this inside a conversation's thread, or give the conversation number.")
-    return conversation
+    return session.get(Conversation, found.id)
 
 
 def _help(session: Session, inv: Invocation, args: dict[str, Any]) -> str:

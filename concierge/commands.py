@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from concierge.errors import Refused
 from concierge.inbound import Reply
+from concierge.outbox import forget_queued
 from concierge.people import Context, Role
 from concierge.platform import Address
 
@@ -142,6 +143,7 @@ class CommandRegistry:
             return Reply(command.handler(session, invocation, values))
         except Refused as refusal:
             session.rollback()
+            forget_queued(session)
             return Reply(str(refusal), ok=False)
 
     def _unknown(self, tokens: tuple[str, ...], role: Role) -> str:

@@ -18,7 +18,8 @@ def _notice(session: Session, ctx: Context, conversation: Conversation, text: st
     session.add(Message(conversation_id=conversation.id, direction="event", author="concierge",
                         text=text, created_at=ctx.now))
     enqueue(session, key=key, kind=THREAD_POST,
-            address=Address(conversation.staff_platform, conversation.staff_channel),
+            address=Address(conversation.staff_platform, conversation.staff_channel,
+                            thread=conversation.staff_thread or ""),
             message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
 
 

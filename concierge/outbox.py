@@ -1,15 +1,28 @@
-"""Transactional outbox: queue messages with the change that caused them, deliver them once."""
+"""Transactional outbox: queue messages with the change that caused them, deliver them once.
+
+Every message the bot sends is first an `OutboxItem` row written in the transaction of the
+change that caused it. Delivery claims rows with a lease (status `sending`, `lease_until`):
+
+- Hand-off (the hot path): the transaction that queues an item also claims it when nothing
+  earlier of its conversation is unsent, and gives it to this process's dispatcher in memory,
+  so a relay costs one more transaction (recording the outcome), not a search.
+- Scan: due rows (new, retry time passed, or lease of a dead worker run out) are claimed
+  oldest first, one per conversation at a time; on PostgreSQL with `FOR UPDATE SKIP LOCKED` so
+  several workers share the work without doubling it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -32,6 +45,51 @@ POST = "post"  # to a fixed address (a member's DM, a channel)
 OPEN_THREAD = "open_thread"  # the card that opens a conversation's staff thread
 THREAD_POST = "thread_post"  # into the conversation's staff thread, resolved at send time
 
+ITEMS = OutboxItem.__table__
+
+
+@dataclass
+class Claimed:
+    """An outbox item taken by this worker, with its destination resolved."""
+
+    id: int
+    kind: str
+    platform: str
+    address: Address
+    message: Outbound
+    conversation_id: int | None
+    attempts: int = 0
+
+
+HAND_OFF = "concierge.outbox.hand_off"  # session.info key
+
+
+@dataclass
+class HandOff:
+    """What one transaction claims as it queues, for this process to send right after commit."""
+
+    lease_until: datetime
+    claimed: list[Claimed] = field(default_factory=list)
+    waiting: set[int] = field(default_factory=set)  # conversations with items left for a scan
+    taken: set[int] = field(default_factory=set)  # conversations with an item claimed here
+
+
+def begin_hand_off(session: Session, lease_until: datetime) -> HandOff:
+    """Let `enqueue` claim, in this transaction, the items that may go at once."""
+    hand_off = session.info[HAND_OFF] = HandOff(lease_until)
+    return hand_off
+
+
+def end_hand_off(session: Session) -> HandOff | None:
+    return session.info.pop(HAND_OFF, None)
+
+
+def forget_queued(session: Session) -> None:
+    """After a rollback: the items this transaction queued no longer exist."""
+    hand_off = session.info.get(HAND_OFF)
+    if hand_off is not None:
+        session.info[HAND_OFF] = HandOff(hand_off.lease_until)
+
 
 def enqueue(
     session: Session,
@@ -42,34 +100,86 @@ def enqueue(
     message: Outbound,
     now: datetime,
     conversation_id: int | None = None,
-) -> OutboxItem:
-    """Add a message to the outbox inside the caller's transaction."""
-    item = OutboxItem(
-        key=key,
-        kind=kind,
-        platform=address.platform,
-        address=address.to_dict(),
-        payload=message.to_dict(),
-        conversation_id=conversation_id,
-        next_attempt_at=now,
-        created_at=now,
+) -> int:
+    """Add a message to the outbox inside the caller's transaction; returns its id.
+
+    Under a hand-off (see `begin_hand_off`) the item is claimed at once unless an earlier item
+    of its conversation is still unsent: messages of a conversation go out in order.
+    """
+    hand_off: HandOff | None = session.info.get(HAND_OFF)
+    claim = hand_off is not None and (
+        conversation_id is None
+        or (
+            conversation_id not in hand_off.taken
+            and conversation_id not in hand_off.waiting
+            and session.execute(_UNSENT_IN_CONVERSATION, {"conversation_id": conversation_id}).first() is None
+        )
     )
-    session.add(item)
-    return item
+    item_id = session.execute(
+        insert(ITEMS).returning(ITEMS.c.id),
+        {
+            "key": key,
+            "kind": kind,
+            "platform": address.platform,
+            "address": address.to_dict(),
+            "payload": message.to_dict(),
+            "conversation_id": conversation_id,
+            "status": "sending" if claim else "pending",
+            "lease_until": hand_off.lease_until if claim else None,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": "",
+            "created_at": now,
+        },
+    ).scalar_one()
+    if hand_off is not None:
+        if claim:
+            if kind == THREAD_POST and not address.thread and conversation_id is not None:
+                address = address.in_thread(_staff_thread(session, conversation_id))
+            hand_off.claimed.append(Claimed(item_id, kind, address.platform, address, message, conversation_id))
+            if conversation_id is not None:
+                hand_off.taken.add(conversation_id)
+        elif conversation_id is not None:
+            hand_off.waiting.add(conversation_id)
+    return item_id
 
 
-@dataclass
-class Claimed:
-    """An outbox item taken by this worker, with its destination resolved."""
+_THREAD_OF = select(Conversation.__table__.c.staff_thread).where(
+    Conversation.__table__.c.id == bindparam("conversation_id")
+)
+_UNSENT_IN_CONVERSATION = (
+    select(ITEMS.c.id)
+    .where(ITEMS.c.conversation_id == bindparam("conversation_id"), ITEMS.c.status.in_(("pending", "sending")))
+    .limit(1)
+)
 
-    id: int
-    key: str
-    kind: str
-    platform: str
-    address: Address
-    message: Outbound
-    conversation_id: int | None
-    attempts: int
+
+def _staff_thread(session: Session, conversation_id: int) -> str:
+    return session.execute(_THREAD_OF, {"conversation_id": conversation_id}).scalar() or ""
+
+
+def _due_statement():
+    """Due items, oldest first, each only once no earlier item of its conversation is unsent."""
+    now = bindparam("now")
+    earlier = aliased(OutboxItem)
+    waits_for_earlier = exists().where(
+        earlier.conversation_id == OutboxItem.conversation_id,
+        earlier.id < OutboxItem.id,
+        earlier.status.in_(("pending", "sending")),
+    )
+    due = or_(
+        and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
+        and_(OutboxItem.status == "sending", OutboxItem.lease_until < now),
+    )
+    return (
+        select(OutboxItem)
+        .where(due, ~waits_for_earlier)
+        .order_by(OutboxItem.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+_DUE = _due_statement()  # built once: building the aliased subquery per call was costly
 
 
 @dataclass
@@ -82,12 +192,7 @@ class Outcome:
 
 
 class OutboxDispatcher:
-    """Delivers due outbox items through the platforms, retrying what may succeed later.
-
-    Items of one conversation go out in order: an item waits while an earlier one of the same
-    conversation is unsent. Claims are leases: a worker that dies mid-send leaves the item to be
-    taken again once the lease runs out. On PostgreSQL, workers skip rows others have locked.
-    """
+    """Delivers outbox items through the platforms, retrying what may succeed later."""
 
     def __init__(
         self,
@@ -114,9 +219,23 @@ class OutboxDispatcher:
         self.poll_interval_s = poll_interval_s
         self.jitter = jitter
         self._wake = asyncio.Event()
+        self._handed: deque[Claimed] = deque()
+        self._scan_wanted = True
+        self._waiting: set[int] = set()  # conversations with items queued behind an unsent one
+
+    def hand_over(self, claimed: list[Claimed], waiting: set[int]) -> None:
+        """Take items claimed by the transaction that queued them, and wake the loop.
+
+        `waiting` names conversations whose new items wait behind an unsent one: sending that
+        one (or failing it) calls for a scan.
+        """
+        self._handed.extend(claimed)
+        self._waiting |= waiting
+        self._wake.set()
 
     def wake(self) -> None:
-        """Ask the running loop to look for work now (called after a commit that queued items)."""
+        """Ask the running loop to look for due work now."""
+        self._scan_wanted = True
         self._wake.set()
 
     def backoff(self, attempts: int) -> float:
@@ -124,84 +243,80 @@ class OutboxDispatcher:
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(attempts - 1, 0))
         return ceiling / 2 + ceiling / 2 * self.jitter()
 
+    async def release_own_leases(self) -> int:
+        """SQLite only (one process per file): leases left by this process's previous life are void."""
+        if not self.db.is_sqlite:
+            return 0
+        return await self.db.run(
+            lambda session: session.execute(
+                update(ITEMS).where(ITEMS.c.status == "sending"), {"status": "pending", "lease_until": None}
+            ).rowcount
+        )
+
     async def run(self) -> None:
-        """Deliver forever; woken at once by `wake()`, else polls (other processes may queue)."""
+        """Deliver forever: hand-offs at once, a scan when asked and every poll interval."""
+        await self.release_own_leases()
+        last_scan = 0.0
         while True:
             self._wake.clear()
+            scan = self._scan_wanted or time.monotonic() - last_scan >= self.poll_interval_s
+            if scan:
+                last_scan = time.monotonic()
             try:
-                if await self.deliver_due():
+                if await self.deliver_due(scan=scan):
                     continue
             except Exception:  # the loop must survive a database hiccup
                 log.exception("outbox round failed")
+                self._scan_wanted = True
+            if self._handed:
+                continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
             except TimeoutError:
                 pass
 
-    async def drain(self, max_rounds: int = 1000) -> int:
-        """Deliver everything due now; returns how many items were tried."""
+    async def drain(self) -> int:
+        """Deliver everything due now (hand-offs and a scan); returns how many items were tried."""
+        return await self.deliver_due(scan=True)
+
+    async def deliver_due(self, scan: bool = True) -> int:
+        """Send what was handed over (and, if `scan`, what is due), record, repeat while busy."""
+        batch = self._take_handed()
+        if scan:
+            self._scan_wanted = False
+            batch += await self.db.run(self._claim_due)
         total = 0
-        for _ in range(max_rounds):
-            done = await self.deliver_due()
-            if not done:
-                break
-            total += done
+        while batch:
+            total += len(batch)
+            outcomes = [await self._send(item) for item in batch]
+            rescan = (self._scan_wanted or len(batch) >= self.batch_size
+                      or any(o.ref is None or o.item.conversation_id in self._waiting for o in outcomes))
+            self._scan_wanted = False
+            claimed = await self.db.run(lambda session, done=outcomes, again=rescan: self._record(session, done, again))
+            if rescan:
+                # A conversation stops waiting once a scan after one of its sends finds nothing more.
+                sent = {o.item.conversation_id for o in outcomes if o.ref is not None}
+                self._waiting -= sent - {item.conversation_id for item in claimed}
+            batch = self._take_handed() + claimed
         return total
 
-    async def deliver_due(self) -> int:
-        """One round: claim a batch, send it, record the outcomes. Returns the batch size."""
-        claimed = await self.db.run(self._claim)
-        if not claimed:
-            return 0
-        outcomes = [await self._send(item) for item in claimed]
-        await self.db.run(lambda session: self._record(session, outcomes))
-        return len(claimed)
+    def _take_handed(self) -> list[Claimed]:
+        taken = list(self._handed)
+        self._handed.clear()
+        return taken
 
-    def _claim(self, session: Session) -> list[Claimed]:
+    def _claim_due(self, session: Session) -> list[Claimed]:
         now = self.clock.now()
-        earlier = aliased(OutboxItem)
-        waits_for_earlier = exists().where(
-            earlier.conversation_id == OutboxItem.conversation_id,
-            earlier.id < OutboxItem.id,
-            earlier.status.in_(("pending", "sending")),
-        )
-        due = or_(
-            and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
-            and_(OutboxItem.status == "sending", OutboxItem.lease_until < now),
-        )
-        query = (
-            select(OutboxItem)
-            .where(due, ~waits_for_earlier)
-            .order_by(OutboxItem.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        items = session.scalars(query).all()
-        threads: dict[int, Conversation] = {}
+        items = session.scalars(_DUE.limit(self.batch_size), {"now": now}).all()
         claimed = []
-        lease_until = now + timedelta(seconds=self.lease_s)
         for item in items:
             item.status = "sending"
-            item.lease_until = lease_until
+            item.lease_until = now + timedelta(seconds=self.lease_s)
             address = Address.from_dict(item.address)
-            if item.kind == THREAD_POST and item.conversation_id is not None:
-                conversation = threads.get(item.conversation_id) or session.get(
-                    Conversation, item.conversation_id
-                )
-                threads[item.conversation_id] = conversation
-                address = address.in_thread(conversation.staff_thread or "")
-            claimed.append(
-                Claimed(
-                    id=item.id,
-                    key=item.key,
-                    kind=item.kind,
-                    platform=item.platform,
-                    address=address,
-                    message=Outbound.from_dict(item.payload),
-                    conversation_id=item.conversation_id,
-                    attempts=item.attempts,
-                )
-            )
+            if item.kind == THREAD_POST and not address.thread and item.conversation_id is not None:
+                address = address.in_thread(_staff_thread(session, item.conversation_id))
+            claimed.append(Claimed(item.id, item.kind, item.platform, address,
+                                   Outbound.from_dict(item.payload), item.conversation_id, item.attempts))
         return claimed
 
     async def _send(self, item: Claimed) -> Outcome:
@@ -224,35 +339,47 @@ class OutboxDispatcher:
             log.exception("unexpected error sending outbox item %s", item.id)
             return Outcome(item, transient=f"{type(error).__name__}: {error}")
 
-    def _record(self, session: Session, outcomes: list[Outcome]) -> None:
+    def _record(self, session: Session, outcomes: list[Outcome], scan: bool) -> list[Claimed]:
+        """Write the outcomes; then, if asked, claim the next due batch in the same transaction."""
         now = self.clock.now()
+        sent = [o for o in outcomes if o.ref is not None]
+        if sent:
+            session.execute(
+                update(ITEMS).where(ITEMS.c.id == bindparam("item_id")),
+                [{"item_id": o.item.id, "status": "sent", "sent_at": now, "lease_until": None,
+                  "sent_message_id": o.ref.message_id} for o in sent],
+            )
         for outcome in outcomes:
-            item = session.get(OutboxItem, outcome.item.id)
-            item.lease_until = None
             if outcome.ref is not None:
-                item.status = "sent"
-                item.sent_at = now
-                item.sent_message_id = outcome.ref.message_id
-                if item.kind == OPEN_THREAD and item.conversation_id is not None:
-                    conversation = session.get(Conversation, item.conversation_id)
-                    conversation.staff_thread = outcome.ref.address.thread
-                    conversation.staff_message = outcome.ref.message_id
+                if outcome.item.kind == OPEN_THREAD and outcome.item.conversation_id is not None:
+                    session.execute(
+                        update(Conversation.__table__).where(
+                            Conversation.__table__.c.id == outcome.item.conversation_id),
+                        {"staff_thread": outcome.ref.address.thread, "staff_message": outcome.ref.message_id},
+                    )
                 continue
-            if outcome.retry_after is not None:
-                item.status = "pending"
-                item.next_attempt_at = now + timedelta(seconds=outcome.retry_after)
-                item.last_error = "rate limited"
-                continue
-            item.attempts += 1
-            if outcome.transient and item.attempts < self.max_attempts:
-                item.status = "pending"
-                item.next_attempt_at = now + timedelta(seconds=self.backoff(item.attempts))
-                item.last_error = outcome.transient[:1000]
-                continue
-            item.status = "failed"
-            item.last_error = (outcome.permanent or f"gave up after {item.attempts} tries: {outcome.transient}")[:1000]
-            log.warning("outbox item %s failed: %s", item.id, item.last_error)
-            self._report_failure(session, item, now)
+            self._record_failure(session, outcome, now)
+        session.flush()
+        return self._claim_due(session) if scan else []
+
+    def _record_failure(self, session: Session, outcome: Outcome, now: datetime) -> None:
+        item = session.get(OutboxItem, outcome.item.id)
+        item.lease_until = None
+        if outcome.retry_after is not None:
+            item.status = "pending"
+            item.next_attempt_at = now + timedelta(seconds=outcome.retry_after)
+            item.last_error = "rate limited"
+            return
+        item.attempts += 1
+        if outcome.transient and item.attempts < self.max_attempts:
+            item.status = "pending"
+            item.next_attempt_at = now + timedelta(seconds=self.backoff(item.attempts))
+            item.last_error = outcome.transient[:1000]
+            return
+        item.status = "failed"
+        item.last_error = (outcome.permanent or f"gave up after {item.attempts} tries: {outcome.transient}")[:1000]
+        log.warning("outbox item %s failed: %s", item.id, item.last_error)
+        self._report_failure(session, item, now)
 
     def _report_failure(self, session: Session, item: OutboxItem, now: datetime) -> None:
         """Tell the staff thread that a message to the member could not be delivered."""
@@ -261,13 +388,13 @@ class OutboxDispatcher:
         conversation = session.get(Conversation, item.conversation_id)
         if conversation is None:
             return
-        staff = Address(conversation.staff_platform, conversation.staff_channel)
         enqueue(
             session,
             key=f"failure:{item.id}",
             kind=THREAD_POST,
-            address=staff,
+            address=Address(conversation.staff_platform, conversation.staff_channel),
             message=Outbound(f"Could not deliver to the member: {item.last_error}"),
             now=now,
             conversation_id=conversation.id,
         )
+        self._scan_wanted = True

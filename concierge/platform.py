@@ -28,7 +28,8 @@ class Address:
         return Address(self.platform, self.channel, self.user, thread, self.workspace)
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {"platform": self.platform, "channel": self.channel, "user": self.user,
+                "thread": self.thread, "workspace": self.workspace}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Address":

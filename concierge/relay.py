@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from datetime import datetime
+
+from sqlalchemy import Row, bindparam, insert, select, update
+from sqlmodel import Session
 
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
@@ -18,6 +21,21 @@ def _with_attachments(text: str, attachments: tuple[Attachment, ...]) -> str:
     lines = [text] if text else []
     lines += [f"[file] {item.name}: {item.url}" for item in attachments]
     return "\n".join(lines)
+
+
+def record_message(session: Session, *, conversation_id: int, direction: str, author: str, text: str,
+                   now: datetime, attachments: tuple[Attachment, ...] = ()) -> None:
+    """Keep a message of the transcript (a plain insert: this is the hot path)."""
+    session.execute(insert(Message.__table__), {
+        "conversation_id": conversation_id, "direction": direction, "author": author, "text": text,
+        "attachments": [vars(item) for item in attachments], "created_at": now,
+    })
+
+
+def touch_conversation(session: Session, conversation_id: int, now: datetime, **changes: object) -> None:
+    """Mark activity on a conversation (a plain update: this is the hot path)."""
+    values = {"last_activity_at": now, **changes}
+    session.execute(update(Conversation.__table__).where(Conversation.__table__.c.id == conversation_id), values)
 
 
 def route_specialty(session: Session, member: Member, text: str) -> str:
@@ -40,15 +58,24 @@ def route_specialty(session: Session, member: Member, text: str) -> str:
     return "general"
 
 
-def open_conversation_of(session: Session, member_id: int) -> Conversation | None:
-    return session.exec(
-        select(Conversation)
-        .where(Conversation.member_id == member_id, Conversation.status == "open")
-        .order_by(Conversation.id.desc())
-    ).first()
+CONVERSATIONS = Conversation.__table__
+_OPEN_CONVERSATION = (
+    select(CONVERSATIONS)
+    .where(CONVERSATIONS.c.member_id == bindparam("member_id"), CONVERSATIONS.c.status == "open")
+    .order_by(CONVERSATIONS.c.id.desc())
+    .limit(1)
+)
+_CONVERSATION_IN_THREAD = select(CONVERSATIONS).where(
+    CONVERSATIONS.c.staff_platform == bindparam("platform"), CONVERSATIONS.c.staff_thread == bindparam("thread")
+)
 
 
-def staff_card(conversation: Conversation, member: Member, tier: str) -> Card:
+def open_conversation_of(session: Session, member_id: int) -> Row | None:
+    """The member's open conversation, as a read-only row (members have at most one)."""
+    return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
+
+
+def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str) -> Card:
     return Card(
         title=f"{member.display_name}, {tier}, {conversation.specialty}",
         fields=(
@@ -108,28 +135,28 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
                 address=ctx.staff, message=Outbound(text, staff_card(conversation, member, tier)),
                 now=ctx.now, conversation_id=conversation.id)
     else:
-        conversation.last_activity_at = ctx.now
         # The member may have moved to another DM channel (or platform) since.
-        conversation.member_platform = author.platform
-        conversation.member_channel = author.channel
-        conversation.member_user = author.user
+        if (conversation.member_platform, conversation.member_channel, conversation.member_user) != (
+                author.platform, author.channel, author.user):
+            touch_conversation(session, conversation.id, ctx.now, member_platform=author.platform,
+                               member_channel=author.channel, member_user=author.user)
+        else:
+            touch_conversation(session, conversation.id, ctx.now)
         enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=THREAD_POST,
-                address=Address(conversation.staff_platform, conversation.staff_channel),
+                address=Address(conversation.staff_platform, conversation.staff_channel,
+                                thread=conversation.staff_thread or ""),
                 message=Outbound(f"{member.display_name}: {text}"), now=ctx.now,
                 conversation_id=conversation.id)
-    session.add(Message(conversation_id=conversation.id, direction="in", author=member.display_name,
-                        text=text, attachments=[a.__dict__ for a in event.attachments], created_at=ctx.now))
+    record_message(session, conversation_id=conversation.id, direction="in", author=member.display_name,
+                   text=text, attachments=event.attachments, now=ctx.now)
     return None
 
 
-def conversation_in_thread(session: Session, address: Address) -> Conversation | None:
+def conversation_in_thread(session: Session, address: Address) -> Row | None:
+    """The conversation whose staff thread is at `address`, as a read-only row."""
     if not address.thread:
         return None
-    return session.exec(
-        select(Conversation).where(
-            Conversation.staff_platform == address.platform, Conversation.staff_thread == address.thread
-        )
-    ).first()
+    return session.execute(_CONVERSATION_IN_THREAD, {"platform": address.platform, "thread": address.thread}).first()
 
 
 def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | None:
@@ -146,8 +173,8 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     if not text:
         return None
     if text.lower().startswith(NOTE_PREFIX):
-        session.add(Message(conversation_id=conversation.id, direction="internal", author=author,
-                            text=text[len(NOTE_PREFIX):].strip(), created_at=ctx.now))
+        record_message(session, conversation_id=conversation.id, direction="internal", author=author,
+                       text=text[len(NOTE_PREFIX):].strip(), now=ctx.now)
         return Reply("(internal, not sent)")
     if conversation.status != "open":
         return Reply(f"Conversation {conversation.id} is closed; run `/concierge reopen` to answer again. "
@@ -158,11 +185,12 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     member_address = Address(conversation.member_platform, conversation.member_channel, conversation.member_user)
     enqueue(session, key=f"reply:{platform}:{event.event_id}", kind=POST, address=member_address,
             message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
-    session.add(Message(conversation_id=conversation.id, direction="out", author=author, text=text,
-                        attachments=[a.__dict__ for a in event.attachments], created_at=ctx.now))
-    conversation.last_activity_at = ctx.now
+    record_message(session, conversation_id=conversation.id, direction="out", author=author, text=text,
+                   attachments=event.attachments, now=ctx.now)
+    changes: dict[str, object] = {}
     if conversation.first_response_at is None:
-        conversation.first_response_at = ctx.now
+        changes["first_response_at"] = ctx.now
     if conversation.claimed_by is None and expert is not None:
-        conversation.claimed_by = expert.id  # the first to answer owns it
+        changes["claimed_by"] = expert.id  # the first to answer owns it
+    touch_conversation(session, conversation.id, ctx.now, **changes)
     return None

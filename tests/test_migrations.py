@@ -32,3 +32,33 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_sqlite_write_ahead_log_is_checkpointed_in_the_background(tmp_path):
+    """Bot connections never checkpoint inside a commit; a background thread keeps the log short."""
+    import shutil
+    import sqlite3
+    import time
+
+    from sqlalchemy import text
+
+    from concierge.database import Database
+
+    path = tmp_path / "wal.db"
+    db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=0.1)
+    try:
+        db.run_sync(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
+        for _ in range(50):
+            db.run_sync(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"), {"x": "y" * 2000}))
+        assert db.run_sync(lambda session: session.execute(text("PRAGMA wal_autocheckpoint")).scalar()) == 0
+        time.sleep(0.5)
+        # The main file alone (without its -wal) holds the rows only if a checkpoint ran.
+        copy = tmp_path / "main-file-only.db"
+        shutil.copy(path, copy)
+        probe = sqlite3.connect(copy)
+        try:
+            assert probe.execute("SELECT count(*) FROM t").fetchone() == (50,)
+        finally:
+            probe.close()
+    finally:
+        db.close()

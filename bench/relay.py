@@ -1,0 +1,127 @@
+"""Relay benchmark: N members each sending M messages, each answered, through the core.
+
+Prints one line per backend:
+    relay: backend=<sqlite|postgresql> per_s=<relays per second> p50_ms=<..> p99_ms=<..>
+A relay is one message carried across (member -> staff thread, or expert -> member DM); its time
+is the bot's own: from handing the inbound event to the core until the fake platform has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from adapters.local.platform import LocalPlatform
+from concierge.bootstrap import build_runtime
+from concierge.database import upgrade
+from concierge.inbound import CommandInvoked, MemberMessage, StaffReply
+from concierge.platform import Address
+from concierge.settings import Settings
+from concierge.testing.postgres import PostgresServer
+
+
+class SignallingPlatform(LocalPlatform):
+    """The in-memory platform, telling the benchmark when each message has arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    async def send(self, address, message):
+        ref = await super().send(address, message)
+        self.arrived.set()
+        return ref
+
+    async def open_thread(self, channel, message):
+        ref = await super().open_thread(channel, message)
+        self.arrived.set()
+        return ref
+
+
+async def measure(url: str, members: int, messages: int) -> tuple[float, float, float]:
+    """Relay through the running bot: the dispatcher loop delivers as it would in production."""
+    platform = SignallingPlatform()
+    settings = Settings(_env_file=None, database_url=SecretStr(url), admins=["local:admin"])
+    runtime = build_runtime(settings, {"local": platform})
+    admin = LocalPlatform.dm_address("admin")
+    loop_task = asyncio.create_task(runtime.dispatcher.run())
+
+    async def handle(event) -> None:
+        platform.arrived.clear()
+        await runtime.concierge.handle(event)
+        await asyncio.wait_for(platform.arrived.wait(), 10)
+
+    try:
+        await runtime.concierge.handle(CommandInvoked("setup-expert", admin, ("expert", "add", "bob", "nutrition")))
+        names = [f"member{i}" for i in range(members)]
+        threads: dict[str, str] = {}
+        for name in names:
+            await runtime.concierge.handle(CommandInvoked(f"setup-{name}", admin, ("member", "add", name, "premium")))
+            await handle(MemberMessage(f"open-{name}", LocalPlatform.dm_address(name), "first question"))
+            threads[name] = platform.sent[-1].ref.address.thread
+        platform.sent.clear()
+
+        latencies: list[float] = []
+        gc.collect()
+        started = time.perf_counter()
+        for round_number in range(messages):
+            for name in names:
+                before = time.perf_counter()
+                await handle(MemberMessage(f"m-{name}-{round_number}", LocalPlatform.dm_address(name),
+                                           f"question {round_number}"))
+                middle = time.perf_counter()
+                await handle(StaffReply(f"r-{name}-{round_number}",
+                                        Address("local", settings.staff_channel, "bob", threads[name]),
+                                        f"answer {round_number}"))
+                after = time.perf_counter()
+                latencies += [middle - before, after - middle]
+        elapsed = time.perf_counter() - started
+        expected = 2 * members * messages
+        if len(platform.sent) != expected:
+            raise SystemExit(f"relay: delivered {len(platform.sent)} of {expected} messages")
+        latencies.sort()
+        p50 = statistics.median(latencies) * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        return expected / elapsed, p50, p99
+    finally:
+        loop_task.cancel()
+        try:
+            await loop_task
+        except asyncio.CancelledError:
+            pass
+        runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as folder:
+            server = None
+            if backend == "sqlite":
+                url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            else:
+                server = PostgresServer().start()
+                url = server.create_database("bench")
+            try:
+                upgrade(url)
+                per_s, p50, p99 = asyncio.run(measure(url, args.members, args.messages))
+            finally:
+                if server is not None:
+                    server.stop()
+        print(f"relay: backend={backend} per_s={per_s:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
