@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?= -q
 
 .PHONY: install run demo test bench-relay clean
 
@@ -22,7 +23,7 @@ demo: $(STAMP)  ## play the scripted story and print the transcript
 	$(BIN)/concierge demo
 
 test: $(STAMP)  ## run the whole suite (SQLite and a throw-away PostgreSQL)
-	$(BIN)/pytest -q
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
 	$(BIN)/python -m bench.relay

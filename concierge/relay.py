@@ -92,7 +92,11 @@ def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str
 
 
 def member_message(session: Session, ctx: Context, event: MemberMessage) -> Reply | None:
-    """A DM to the bot: relay it into the member's conversation, or answer why not."""
+    """A DM to the bot: relay it into the member's conversation, or answer why not.
+
+    Answers to the member go through the outbox (they are DMs); the returned `Reply` only tells
+    the adapter what was said, it need not send it.
+    """
     author = event.address
     reply_to = Address(author.platform, author.channel, author.user, workspace=author.workspace)
     member = member_of(session, author.platform, author.user)
@@ -101,6 +105,8 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
                 address=reply_to, message=Outbound(ctx.settings.join_message()), now=ctx.now)
         return Reply(ctx.settings.join_message(), ok=False)
     if member.blocked:
+        enqueue(session, key=f"blocked:{author.platform}:{event.event_id}", kind=POST,
+                address=reply_to, message=Outbound(ctx.settings.blocked_text), now=ctx.now)
         return Reply(ctx.settings.blocked_text, ok=False)
     text = _with_attachments(event.text.strip(), event.attachments)
     if not text:

@@ -61,6 +61,7 @@ async def test_blocked_member_is_not_relayed(desk, platform, runtime):
     await desk.member_writes("alice", "let me in")
     await desk.settle()
     assert platform.threads_opened() == [] and rows(runtime, Conversation) == []
+    assert platform.dms_to("alice") == ["Your messages are not being forwarded to our team at the moment."]
     await desk.command("admin", "member unblock alice")
     await desk.member_writes("alice", "sorry")
     await desk.settle()
