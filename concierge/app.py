@@ -86,10 +86,12 @@ class Concierge:
         if isinstance(event, CommandInvoked):
             return self._command(session, ctx, event, event.tokens)
         if isinstance(event, ButtonPressed):
-            return self._command(session, ctx, event, (event.action, event.value) if event.value else (event.action,))
+            tokens = (event.action, event.value) if event.value else (event.action,)
+            return self._command(session, ctx, event, tokens, via="button")
         raise TypeError(f"not an inbound event: {event!r}")
 
-    def _command(self, session: Session, ctx: Context, event: Inbound, tokens: tuple[str, ...]) -> Reply:
+    def _command(self, session: Session, ctx: Context, event: Inbound, tokens: tuple[str, ...],
+                 via: str = "command") -> Reply:
         platform, user = event.address.platform, event.address.user
         invocation = Invocation(
             ctx=ctx,
@@ -97,5 +99,6 @@ class Concierge:
             role=role_of(session, self.settings, platform, user),
             actor=actor_name(session, self.settings, platform, user),
             event_id=f"{platform}:{event.event_id}",
+            via=via,
         )
         return self.registry.execute(session, invocation, tuple(tokens))

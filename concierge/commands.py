@@ -29,8 +29,11 @@ class Param:
     kind: str = "word"
     optional: bool = False
     help: str = ""
+    option: bool = False  # given as `--name value`, anywhere on the line; always optional
 
     def placeholder(self) -> str:
+        if self.option:
+            return f"[--{self.name} <{self.name}>]"
         return f"[{self.name}]" if self.optional else f"<{self.name}>"
 
 
@@ -43,9 +46,10 @@ class Invocation:
     role: Role
     actor: str
     event_id: str
+    via: str = "command"  # or "button"
 
 
-Handler = Callable[[Session, Invocation, dict[str, Any]], str]
+Handler = Callable[[Session, Invocation, dict[str, Any]], "str | Reply"]
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,28 @@ class CommandRegistry:
     def parse(command: Command, tokens: tuple[str, ...]) -> dict[str, Any]:
         """Match tokens to parameters; raises UsageError naming the problem."""
         values: dict[str, Any] = {}
-        remaining = list(tokens)
+        options = {param.name: param for param in command.params if param.option}
+        remaining: list[str] = []
+        tokens_left = list(tokens)
+        while tokens_left:
+            token = tokens_left.pop(0)
+            if not (token.startswith("--") and len(token) > 2):
+                remaining.append(token)
+                continue
+            name, sep, value = token[2:].partition("=")
+            if name not in options:
+                known = ", ".join(f"--{option}" for option in options) or "none"
+                raise UsageError(f"unknown option --{name} (options: {known})")
+            if not sep:
+                if not tokens_left:
+                    raise UsageError(f"--{name} needs a value")
+                value = tokens_left.pop(0)
+            values[name] = value
+        for name in options:
+            values.setdefault(name, None)
         for param in command.params:
+            if param.option:
+                continue
             if not remaining:
                 if not param.optional:
                     raise UsageError(f"missing <{param.name}>")
@@ -140,7 +164,8 @@ class CommandRegistry:
         except UsageError as problem:
             return Reply(f"{str(problem).capitalize()}. Usage: `{command.usage()}`", ok=False)
         try:
-            return Reply(command.handler(session, invocation, values))
+            answer = command.handler(session, invocation, values)
+            return answer if isinstance(answer, Reply) else Reply(answer)
         except Refused as refusal:
             session.rollback()
             forget_queued(session)

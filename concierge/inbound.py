@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from concierge.platform import Address
+from concierge.platform import Address, Card
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,4 @@ class Reply:
 
     text: str
     ok: bool = True
+    card: Card | None = None  # buttons to offer with the answer (e.g. the digest catalogue)

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
@@ -30,6 +30,8 @@ from concierge.clock import Clock
 from concierge.database import Database
 from concierge.platform import (
     Address,
+    Button,
+    Card,
     MessageRef,
     Outbound,
     Platform,
@@ -37,11 +39,15 @@ from concierge.platform import (
     RateLimited,
     Unreachable,
 )
-from concierge.records import Conversation, OutboxItem
+from concierge.digests.catalogue import render
+from concierge.digests.consent import in_force
+from concierge.records import Conversation, Digest, DigestEdition, OutboxItem
 
 log = logging.getLogger(__name__)
 
 POST = "post"  # to a fixed address (a member's DM, a channel)
+DIGEST = "digest"  # a digest edition to a subscriber: consent is checked again just before sending
+UNSENT = ("pending", "sending", "confirmed")
 OPEN_THREAD = "open_thread"  # the card that opens a conversation's staff thread
 THREAD_POST = "thread_post"  # into the conversation's staff thread, resolved at send time
 
@@ -59,6 +65,8 @@ class Claimed:
     message: Outbound
     conversation_id: int | None
     attempts: int = 0
+    member_id: int | None = None  # digest deliveries: whose consent to check
+    digest_id: int | None = None
 
 
 HAND_OFF = "concierge.outbox.hand_off"  # session.info key
@@ -149,13 +157,29 @@ _THREAD_OF = select(Conversation.__table__.c.staff_thread).where(
 )
 _UNSENT_IN_CONVERSATION = (
     select(ITEMS.c.id)
-    .where(ITEMS.c.conversation_id == bindparam("conversation_id"), ITEMS.c.status.in_(("pending", "sending")))
+    .where(ITEMS.c.conversation_id == bindparam("conversation_id"), ITEMS.c.status.in_(UNSENT))
     .limit(1)
 )
 
 
 def _staff_thread(session: Session, conversation_id: int) -> str:
     return session.execute(_THREAD_OF, {"conversation_id": conversation_id}).scalar() or ""
+
+
+def confirm_consent(session: Session, item: Claimed, now: datetime) -> bool:
+    """Just before a digest goes out: is consent in force? If so, mark the item confirmed.
+
+    Unsubscribing cancels every unconfirmed item in the transaction that records the
+    revocation, so either this sees the cancellation, or the revocation comes after the
+    confirmation (which `consent_checked_at` records for the audit).
+    """
+    if item.member_id is None or item.digest_id is None or not in_force(session, item.member_id, item.digest_id, now):
+        return False
+    confirmed = session.execute(
+        update(ITEMS).where(ITEMS.c.id == item.id, ITEMS.c.status == "sending"),
+        {"status": "confirmed", "consent_checked_at": now},
+    ).rowcount
+    return confirmed == 1
 
 
 def _due_statement():
@@ -165,16 +189,16 @@ def _due_statement():
     waits_for_earlier = exists().where(
         earlier.conversation_id == OutboxItem.conversation_id,
         earlier.id < OutboxItem.id,
-        earlier.status.in_(("pending", "sending")),
+        earlier.status.in_(UNSENT),
     )
     due = or_(
         and_(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now),
-        and_(OutboxItem.status == "sending", OutboxItem.lease_until < now),
+        and_(OutboxItem.status.in_(("sending", "confirmed")), OutboxItem.lease_until < now),
     )
     return (
         select(OutboxItem)
         .where(due, ~waits_for_earlier)
-        .order_by(OutboxItem.id)
+        .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
         .with_for_update(skip_locked=True)
     )
 
@@ -189,6 +213,13 @@ class Outcome:
     retry_after: float | None = None  # rate limited: wait this long, no attempt spent
     transient: str = ""  # retry with backoff
     permanent: str = ""  # give up and tell staff
+    cancelled: str = ""  # not to be sent after all (consent withdrawn)
+
+
+class SendLimiter(Protocol):
+    """A rate limiter: `acquire()` returns when one more send is allowed."""
+
+    async def acquire(self) -> None: ...
 
 
 class OutboxDispatcher:
@@ -222,6 +253,11 @@ class OutboxDispatcher:
         self._handed: deque[Claimed] = deque()
         self._scan_wanted = True
         self._waiting: set[int] = set()  # conversations with items queued behind an unsent one
+        # Digest sends per platform go through a limiter (set by the scheduler: an object with an
+        # async `acquire()`), and pause for the platform's Retry-After when it says "slow down".
+        self.limiters: dict[str, SendLimiter] = {}
+        self._paused_until: dict[str, float] = {}
+        self._editions: dict[int, Outbound] = {}
 
     def hand_over(self, claimed: list[Claimed], waiting: set[int]) -> None:
         """Take items claimed by the transaction that queued them, and wake the loop.
@@ -290,7 +326,8 @@ class OutboxDispatcher:
             total += len(batch)
             outcomes = [await self._send(item) for item in batch]
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
-                      or any(o.ref is None or o.item.conversation_id in self._waiting for o in outcomes))
+                      or any((o.ref is None and not o.cancelled) or o.item.conversation_id in self._waiting
+                             for o in outcomes))
             self._scan_wanted = False
             claimed = await self.db.run(lambda session, done=outcomes, again=rescan: self._record(session, done, again))
             if rescan:
@@ -315,21 +352,53 @@ class OutboxDispatcher:
             address = Address.from_dict(item.address)
             if item.kind == THREAD_POST and not address.thread and item.conversation_id is not None:
                 address = address.in_thread(_staff_thread(session, item.conversation_id))
-            claimed.append(Claimed(item.id, item.kind, item.platform, address,
-                                   Outbound.from_dict(item.payload), item.conversation_id, item.attempts))
+            if item.kind == DIGEST:
+                message = self._edition_message(session, item.edition_id)
+            else:
+                message = Outbound.from_dict(item.payload)
+            claimed.append(Claimed(item.id, item.kind, item.platform, address, message, item.conversation_id,
+                                   item.attempts, item.member_id, item.digest_id))
         return claimed
+
+    def _edition_message(self, session: Session, edition_id: int) -> Outbound:
+        """A digest message: the edition's text, the text form of unsubscribing, and its button."""
+        cached = self._editions.get(edition_id)
+        if cached is not None:
+            return cached
+        edition = session.get(DigestEdition, edition_id)
+        digest = session.get(Digest, edition.digest_id)
+        message = Outbound(
+            render(digest.title, digest.slug, edition.number, edition.text),
+            Card(title=f"{digest.title} #{edition.number}",
+                 buttons=(Button("Unsubscribe", "unsubscribe", digest.slug, "danger"),)),
+        )
+        self._editions[edition_id] = message
+        return message
 
     async def _send(self, item: Claimed) -> Outcome:
         platform = self.platforms.get(item.platform)
         if platform is None:
             return Outcome(item, transient=f"platform {item.platform!r} is not running")
+        if item.kind == DIGEST:
+            paused = self._paused_until.get(item.platform, 0.0) - time.monotonic()
+            if paused > 0:
+                return Outcome(item, retry_after=paused)
+            limiter = self.limiters.get(item.platform)
+            if limiter is not None:
+                await limiter.acquire()
+            if not await self.db.run(lambda session: confirm_consent(session, item, self.clock.now())):
+                return Outcome(item, cancelled="no consent in force")
         try:
+            if not item.address.channel and item.address.user:
+                item.address = await platform.open_dm(item.address)
             if item.kind == OPEN_THREAD:
                 return Outcome(item, ref=await platform.open_thread(item.address, item.message))
             if item.kind == THREAD_POST and not item.address.thread:
                 return Outcome(item, permanent="the staff thread of this conversation was never opened")
             return Outcome(item, ref=await platform.send(item.address, item.message))
         except RateLimited as error:
+            if item.kind == DIGEST:  # the rest of the fan-out waits too, instead of hammering
+                self._paused_until[item.platform] = time.monotonic() + error.retry_after
             return Outcome(item, retry_after=max(error.retry_after, 0.0))
         except Unreachable as error:
             return Outcome(item, permanent=str(error) or "unreachable")
@@ -365,6 +434,10 @@ class OutboxDispatcher:
     def _record_failure(self, session: Session, outcome: Outcome, now: datetime) -> None:
         item = session.get(OutboxItem, outcome.item.id)
         item.lease_until = None
+        if outcome.cancelled:
+            item.status = "cancelled"
+            item.last_error = outcome.cancelled
+            return
         if outcome.retry_after is not None:
             item.status = "pending"
             item.next_attempt_at = now + timedelta(seconds=outcome.retry_after)

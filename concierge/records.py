@@ -99,6 +99,7 @@ class OutboxItem(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_conversation", "conversation_id", "status"),
+        Index("ix_outbox_member", "member_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -116,6 +117,11 @@ class OutboxItem(SQLModel, table=True):
     sent_message_id: str | None = Field(default=None, max_length=128)
     created_at: datetime
     sent_at: datetime | None = None
+    # Digest deliveries: who, which edition, and when consent was checked just before sending.
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    digest_id: int | None = Field(default=None, foreign_key="digest.id")
+    edition_id: int | None = Field(default=None, foreign_key="digestedition.id")
+    consent_checked_at: datetime | None = None
 
 
 class InboundEvent(SQLModel, table=True):
@@ -133,4 +139,88 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(max_length=160)
     action: str = Field(max_length=64, index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime
+
+
+class Digest(SQLModel, table=True):
+    """A kind of digest members may subscribe to (the catalogue)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=64)
+    title: str = Field(max_length=200)
+    cadence: str = Field(default="weekly", max_length=16)  # how often editions are composed
+    status: str = Field(default="active", max_length=16)  # active | archived
+    next_edition_at: datetime | None = None
+    created_at: datetime
+
+
+class DigestItem(SQLModel, table=True):
+    """One tip or deal, waiting for the next edition of its digest."""
+
+    __table_args__ = (Index("ix_digestitem_pending", "digest_id", "edition_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id")
+    text: str
+    author: str = Field(max_length=160)
+    edition_id: int | None = Field(default=None, foreign_key="digestedition.id")
+    created_at: datetime
+
+
+class DigestEdition(SQLModel, table=True):
+    """A composed edition: the items added since the previous one."""
+
+    __table_args__ = (UniqueConstraint("digest_id", "number", name="uq_edition_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id")
+    number: int
+    text: str
+    published_at: datetime
+
+
+class Subscription(SQLModel, table=True):
+    """A member's choice of a digest: cadence, local delivery hour, zone, quiet hours.
+
+    `active` mirrors the consent ledger (changed in the same transaction as a consent event);
+    `next_due_at` (UTC) is what the scheduler's tick looks for.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "digest_id", name="uq_subscription_member_digest"),
+        Index("ix_subscription_due", "active", "next_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    digest_id: int = Field(foreign_key="digest.id")
+    active: bool = True
+    cadence: str = Field(default="weekly", max_length=16)  # daily | weekly | monthly
+    weekday: int = 0  # weekly: 0 = Monday
+    day_of_month: int = 1  # monthly: 1..28
+    hour: int = 9  # local delivery hour
+    time_zone: str = Field(default="UTC", max_length=64)
+    quiet_start: int | None = None  # local hour quiet time begins
+    quiet_end: int | None = None  # local hour it ends
+    platform: str = Field(max_length=32)  # where to deliver (the member's DM there)
+    user_id: str = Field(max_length=128)
+    next_due_at: datetime | None = None
+    last_edition_id: int = 0  # editions up to this id were delivered (or predate the subscription)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Append-only ledger: a member granted or revoked consent to a digest, how and when."""
+
+    __table_args__ = (Index("ix_consent_member_digest_at", "member_id", "digest_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    digest_id: int = Field(foreign_key="digest.id")
+    action: str = Field(max_length=16)  # granted | revoked
+    how: str = Field(max_length=32)  # button | command | admin_import | erase | digest_archived
+    platform: str = Field(default="", max_length=32)
+    actor: str = Field(default="", max_length=160)
+    policy_version: str = Field(max_length=32)
     at: datetime

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed send is held before another worker may retry it."
     )
+    consent_policy_version: str = Field(
+        default="2026-11", description="Version of the consent text members agree to; stored with each consent."
+    )
+    default_time_zone: str = Field(default="UTC", description="Time zone of new subscriptions unless given.")
+    digest_max_per_day: int = Field(
+        default=3, ge=1, description="Most digest messages one member receives in 24 hours; more wait."
+    )
+    digest_rate_per_s: float = Field(default=20.0, gt=0, description="Digest sends per second, per platform.")
+    digest_burst: int = Field(default=5, ge=1, description="Digest sends allowed in a burst, per platform.")
+    digest_tick_s: float = Field(default=30.0, gt=0, description="How often the scheduler looks for due digests.")
     platform: str = Field(
         default="auto", description="local, slack, discord, or auto (the first with tokens, else local)."
     )

@@ -62,3 +62,19 @@ def test_sqlite_write_ahead_log_is_checkpointed_in_the_background(tmp_path):
             probe.close()
     finally:
         db.close()
+
+
+def test_migrations_go_down_and_up_again(database_url):
+    from alembic import command
+
+    from concierge.database import alembic_config
+
+    config = alembic_config(database_url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""Digests members choose: the catalogue, the consent ledger, cadence, planning, audit."""

@@ -1,0 +1,114 @@
+"""SlackDriver: the shared conversation scenarios played through signed requests to the bolt app.
+
+People are Slack users `U<NAME>` with DM channels `D<NAME>`; what the bot sent is read back
+from the fake Web API's recorded calls, as a person would read it in Slack (entities unescaped).
+What people type is escaped the way Slack delivers it (`&`, `<`, `>` as entities).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from adapters.slack.blocks import action_of
+from adapters.slack.mrkdwn import escape, unescape
+from tests.slack.fake_slack import Call
+from tests.slack.harness import ADMIN, STAFF, BotUnderTest
+
+
+def user_id(person: str) -> str:
+    return ADMIN if person == "admin" else "U" + person.upper()
+
+
+def dm_channel(person: str) -> str:
+    return "D" + user_id(person)[1:]
+
+
+class SlackDriver:
+    admin = "admin"
+
+    def __init__(self, bot: BotUnderTest) -> None:
+        self.bot = bot
+        self.fake = bot.fake
+        self._delivered: set[str] = set()
+
+    def mention(self, person: str) -> str:
+        # What Slack puts in a slash command's text when a user is picked (should_escape on).
+        return f"<@{user_id(person)}|{person}>"
+
+    def _ts(self) -> str:
+        return f"{time.time():.6f}"
+
+    async def member_writes(self, person: str, text: str, *, event_id: str | None = None) -> None:
+        event_id = event_id or self.bot.new_id()
+        retry = 1 if event_id in self._delivered else None
+        self._delivered.add(event_id)
+        await self.bot.post_event(
+            {"type": "message", "channel": dm_channel(person), "user": user_id(person), "text": escape(text),
+             "ts": self._ts(), "event_ts": self._ts(), "channel_type": "im"},
+            event_id=event_id, retry_num=retry)
+
+    async def staff_writes(self, person: str, thread: str, text: str) -> str | None:
+        before = len(self.fake.calls)
+        ts = self._ts()
+        await self.bot.post_event(
+            {"type": "message", "channel": STAFF, "user": user_id(person), "text": escape(text), "ts": ts,
+             "thread_ts": thread, "event_ts": ts, "channel_type": "channel"})
+        await self.bot.listeners.idle(timeout=10)
+        told = [call for call in self.fake.calls[before:]
+                if call.method == "chat.postEphemeral" and call.args.get("user") == user_id(person)]
+        return unescape(told[-1].args["text"]) if told else None
+
+    def _card(self, thread: str) -> Call:
+        return next(call for call in self._thread_openers() if call.response["ts"] == thread)
+
+    @staticmethod
+    def _buttons(call: Call) -> list[dict[str, Any]]:
+        return [element for block in call.args.get("blocks", []) if block["type"] == "actions"
+                for element in block["elements"]]
+
+    def _conversation_number(self, thread: str) -> str:
+        # Slash commands carry no thread: in a thread's channel, staff name the conversation by
+        # the number its card's buttons carry (docs/slack.md).
+        return self._buttons(self._card(thread))[0]["value"]
+
+    async def _answer(self, key: str) -> str:
+        await self.bot.listeners.idle(timeout=10)
+        answers = self.fake.responses_to(key)
+        assert len(answers) == 1, answers
+        assert answers[0]["response_type"] == "ephemeral"
+        return unescape(answers[0]["text"])
+
+    async def command(self, person: str, text: str, *, thread: str | None = None) -> str:
+        if thread:
+            key = await self.bot.post_command(user_id(person), STAFF, f"{text} {self._conversation_number(thread)}")
+        else:
+            key = await self.bot.post_command(user_id(person), dm_channel(person), text)
+        return await self._answer(key)
+
+    async def press(self, person: str, thread: str, action: str) -> str:
+        card = self._card(thread)
+        button = next(b for b in self._buttons(card) if action_of(b["action_id"]) == action)
+        message = {"type": "message", "ts": card.response["ts"], "text": card.args["text"],
+                   "blocks": card.args["blocks"], "user": "UBOT", "bot_id": "BBOT"}
+        key = await self.bot.post_button(user_id(person), STAFF, message, button)
+        return await self._answer(key)
+
+    async def settle(self) -> None:
+        await self.bot.settle()
+
+    def _thread_openers(self) -> list[Call]:
+        return [call for call in self.fake.calls_to("chat.postMessage")
+                if call.args.get("channel") == STAFF and not call.args.get("thread_ts")]
+
+    def threads(self) -> list[str]:
+        return [call.response["ts"] for call in self._thread_openers()]
+
+    def thread_texts(self, thread: str) -> list[str]:
+        replies = [call for call in self.fake.calls_to("chat.postMessage") if call.args.get("thread_ts") == thread]
+        return [unescape(call.args["text"]) for call in [self._card(thread), *replies]]
+
+    def dms(self, person: str) -> list[str]:
+        where = {dm_channel(person), user_id(person)}
+        return [unescape(call.args["text"]) for call in self.fake.calls_to("chat.postMessage")
+                if call.args.get("channel") in where]

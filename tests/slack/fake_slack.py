@@ -1,0 +1,238 @@
+"""A loopback fake of Slack: the Web API, response_url webhooks and a Socket Mode websocket.
+
+A real aiohttp server on 127.0.0.1, port 0. It records every call, answers like Slack (`ok`,
+`ts`, `channel`), checks the token's scopes against Slack's documented ones, and can be told
+to answer an error code or a 429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+TEAM = "T0CONCIERGE"
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+
+
+def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | None:
+    """The scopes Slack's method reference asks for (any one suffices); None for an unknown method.
+
+    Written from Slack's docs independently of the adapter's own table, so a scope missing from
+    the manifest shows up as `missing_scope` here.
+    """
+    if method in ("auth.test", "views.publish", "apps.connections.open"):
+        return ()
+    if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
+        return ("chat:write",)
+    if method == "conversations.open":
+        return ("im:write",) if "," not in str(args.get("users", "")) else ("mpim:write",)
+    if method == "conversations.info":
+        kind = str(args.get("channel", "C"))[:1]
+        return {"C": ("channels:read",), "G": ("groups:read",), "D": ("im:read",)}.get(kind, ("channels:read",))
+    return None
+
+
+@dataclass
+class Call:
+    """One Web API request and what the fake answered."""
+
+    method: str
+    args: dict[str, Any]
+    token: str
+    status: int
+    response: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and bool(self.response.get("ok"))
+
+
+@dataclass
+class Failure:
+    method: str
+    error: str = ""
+    status: int = 200
+    retry_after: float | None = None
+    times: int | None = 1  # None: every matching call
+    when: Callable[[dict[str, Any]], bool] | None = None
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    is_member: bool = True
+    is_archived: bool = False
+    is_private: bool = False
+
+
+@dataclass
+class FakeSlack:
+    scopes: list[str] = field(default_factory=list)
+    bot_token: str = "xoxb-test-bot-token"
+    app_token: str = "xapp-test-app-token"
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.calls: list[Call] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []  # (response_url key, body) posted by the bot
+        self.failures: list[Failure] = []
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_connected = asyncio.Event()
+        self.from_socket: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    # Lifecycle.
+
+    async def start(self) -> "FakeSlack":
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)  # some methods are GETs (conversations.info)
+        app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/socket-mode", self._socket)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        for socket in self.sockets:
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, key: str) -> str:
+        return f"http://127.0.0.1:{self.port}/respond/{key}"
+
+    # Programming the fake.
+
+    def fail(self, method: str, *, error: str = "", status: int = 200, retry_after: float | None = None,
+             times: int | None = 1, when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Answer the next `times` calls of `method` (matching `when`) with an error."""
+        self.failures.append(Failure(method, error, status, retry_after, times, when))
+
+    def next_ts(self) -> str:
+        n = next(self._ts)
+        return f"{1764061200 + n}.{n:06d}"
+
+    # What tests read.
+
+    def calls_to(self, method: str, *, ok_only: bool = True) -> list[Call]:
+        return [call for call in self.calls if call.method == method and (call.ok or not ok_only)]
+
+    def methods_called(self) -> set[str]:
+        return {call.method for call in self.calls}
+
+    def responses_to(self, key: str) -> list[dict[str, Any]]:
+        return [body for posted_key, body in self.responses if posted_key == key]
+
+    # Web API.
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.method == "POST":
+            args.update(await request.post())
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth else str(args.pop("token", ""))
+        status, body, headers = self._answer(method, args, token)
+        self.calls.append(Call(method, args, token, status, body))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(self, method: str, args: dict[str, Any], token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers: dict[str, str] = {}
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, headers
+        if token != expected:
+            return 200, {"ok": False, "error": "invalid_auth"}, headers
+        if method != "apps.connections.open":
+            headers["x-oauth-scopes"] = ",".join(self.scopes)
+        needed = documented_scopes(method, args)
+        if needed is None:
+            return 200, {"ok": False, "error": "unknown_method"}, headers
+        if needed and not set(needed) & set(self.scopes):
+            return 200, {"ok": False, "error": "missing_scope", "needed": ",".join(needed),
+                         "provided": ",".join(self.scopes)}, headers
+        for failure in self.failures:
+            if failure.method == method and failure.times != 0 and (failure.when is None or failure.when(args)):
+                if failure.times is not None:
+                    failure.times -= 1
+                if failure.retry_after is not None:
+                    headers["Retry-After"] = f"{failure.retry_after:g}"
+                if failure.status == 429:
+                    return 429, {"ok": False, "error": "ratelimited"}, headers
+                return failure.status, {"ok": False, "error": failure.error or "internal_error"}, headers
+        return 200, self._success(method, args), headers
+
+    def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://concierge-test.slack.com/", "team": "Concierge Test",
+                    "user": "concierge", "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID}
+        if method in ("chat.postMessage", "chat.update"):
+            channel = str(args.get("channel", ""))
+            if channel.startswith(("U", "W")):  # a user id posts into the DM with that user
+                channel = "D" + channel[1:]
+            ts = self.next_ts() if method == "chat.postMessage" else str(args.get("ts"))
+            return {"ok": True, "channel": channel, "ts": ts,
+                    "message": {"type": "message", "text": args.get("text", ""), "bot_id": BOT_ID, "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": self.next_ts()}
+        if method == "conversations.open":
+            user = str(args.get("users", ""))
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "conversations.info":
+            channel = self.channels.get(str(args.get("channel")))
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {"id": channel.id, "name": channel.name, "is_member": channel.is_member,
+                                            "is_archived": channel.is_archived, "is_private": channel.is_private}}
+        if method == "views.publish":
+            view = args.get("view")
+            return {"ok": True, "view": json.loads(view) if isinstance(view, str) else view}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode"}
+        return {"ok": False, "error": "unknown_method"}
+
+    # response_url webhooks (slash command and button answers).
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append((request.match_info["key"], await request.json()))
+        return web.Response(text="ok")
+
+    # Socket Mode.
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_json({"type": "hello", "num_connections": 1,
+                                "connection_info": {"app_id": "A0CONCIERGE"}})
+        self.socket_connected.set()
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                await self.from_socket.put(json.loads(message.data))
+        return socket
+
+    async def deliver(self, envelope: dict[str, Any]) -> None:
+        """Send an envelope to the connected Socket Mode client."""
+        await asyncio.wait_for(self.socket_connected.wait(), 5)
+        await self.sockets[-1].send_json(envelope)
+
+    async def next_from_socket(self, timeout: float = 5) -> dict[str, Any]:
+        return await asyncio.wait_for(self.from_socket.get(), timeout)

@@ -1,0 +1,237 @@
+"""Slack events, commands and buttons through the real bolt app (signed HTTP requests), on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlmodel import select
+
+from concierge.records import InboundEvent
+from tests.slack.driver import SlackDriver, dm_channel, user_id
+from tests.slack.harness import STAFF
+from tests.contract.scenarios import setup_desk
+
+
+def dm(person: str, text: str, **extra) -> dict:
+    ts = f"{time.time():.6f}"
+    return {"type": "message", "channel": dm_channel(person), "user": user_id(person), "text": text,
+            "ts": ts, "event_ts": ts, "channel_type": "im", **extra}
+
+
+def in_staff(person: str, text: str, thread: str | None = None, **extra) -> dict:
+    ts = f"{time.time():.6f}"
+    event = {"type": "message", "channel": STAFF, "user": user_id(person), "text": text, "ts": ts,
+             "event_ts": ts, "channel_type": "channel", **extra}
+    if thread:
+        event["thread_ts"] = thread
+    return event
+
+
+async def handled_events(bot) -> list[str]:
+    rows = await bot.runtime.db.run(lambda session: session.exec(select(InboundEvent.event_id)).all())
+    return list(rows)
+
+
+async def desk_with_question(bot, question: str = "How much water per day?") -> tuple[SlackDriver, str]:
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    await driver.member_writes("alice", question)
+    await driver.settle()
+    return driver, driver.threads()[0]
+
+
+async def test_a_retried_event_has_one_effect(bot):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    event = dm("alice", "Is coffee fine before a run?")
+    await bot.post_event(event, event_id="Ev0RETRY")
+    await bot.post_event(event, event_id="Ev0RETRY", retry_num=1)
+    await bot.post_event(event, event_id="Ev0RETRY", retry_num=2)
+    await driver.settle()
+    assert len(driver.threads()) == 1
+    assert sum("coffee" in text for text in driver.thread_texts(driver.threads()[0])) == 1
+    assert (await handled_events(bot)).count("Ev0RETRY") == 1
+
+
+async def test_member_text_reaches_staff_without_pinging_anyone(bot):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    # As Slack encodes what alice typed: @channel, @here, @everyone, a user group, a user, a literal "<b>".
+    typed = ("<!channel> <!here|here> <!everyone> <!subteam^S0NUTRI|@nutrition-team> <@U0OTHER> "
+             "&lt;b&gt;urgent&lt;/b&gt; &amp; soon")
+    await bot.post_event(dm("alice", typed))
+    await driver.settle()
+    card = driver._card(driver.threads()[0])
+    posted = [card.args["text"], *(block.get("text", {}).get("text", "") for block in card.args["blocks"])]
+    for text in posted:
+        for control in ("<!", "<@", "<#", "<b>"):
+            assert control not in text
+    assert "@channel @here @everyone @nutrition-team @U0OTHER &lt;b&gt;urgent&lt;/b&gt; &amp; soon" in card.args["text"]
+    assert card.args["parse"] == "none" and card.args["link_names"] is False
+
+
+async def test_expert_text_reaches_the_member_without_pinging(bot):
+    driver, thread = await desk_with_question(bot)
+    await bot.post_event(in_staff("bob", "<!here> ask <@U0OTHER|carl> &lt;!channel&gt;", thread))
+    await driver.settle()
+    sent = bot.fake.calls_to("chat.postMessage")[-1]
+    assert sent.args["channel"] == dm_channel("alice")
+    assert sent.args["text"] == "@here ask @carl &lt;!channel&gt;"
+    assert sent.args["parse"] == "none" and sent.args["link_names"] is False
+
+
+async def test_bot_messages_and_channel_chatter_are_ignored(bot):
+    driver, thread = await desk_with_question(bot)
+    before_calls, before_events = len(bot.fake.calls), await handled_events(bot)
+    await bot.post_event(dm("alice", "from another bot", bot_id="B0OTHER", subtype="bot_message"))
+    await bot.post_event(dm("alice", "an integration", bot_id="B0OTHER", bot_profile={"id": "B0OTHER"}))
+    await bot.post_event(in_staff("helper", "a bot in the thread", thread, bot_id="B0OTHER"))
+    await bot.post_event(in_staff("bob", "our own echo", thread, bot_id="BBOT"))
+    await bot.post_event({**in_staff("bob", "our own user", thread), "user": "UBOT"})
+    await bot.post_event(in_staff("bob", "top-level chatter in the staff channel"))
+    await bot.post_event({**in_staff("bob", "a thread elsewhere", thread), "channel": "C0ELSEWHERE"})
+    await bot.post_event(dm("alice", "", subtype="channel_join"))
+    await driver.settle()
+    assert await handled_events(bot) == before_events
+    assert bot.fake.calls[before_calls:] == []
+
+
+async def test_edited_member_message_is_relayed_as_an_edit(bot):
+    driver, thread = await desk_with_question(bot, "Is 2 litres enough?")
+    edit = {"type": "message", "subtype": "message_changed", "channel": dm_channel("alice"), "channel_type": "im",
+            "hidden": True, "ts": f"{time.time():.6f}",
+            "message": {"type": "message", "user": user_id("alice"), "text": "Is 3 litres enough?", "ts": "1.0"},
+            "previous_message": {"type": "message", "user": user_id("alice"), "text": "Is 2 litres enough?"}}
+    unfurl = {**edit, "message": {**edit["message"], "text": "Is 3 litres enough?", "attachments": [{}]},
+              "previous_message": {**edit["message"]}}
+    await bot.post_event(edit)
+    await bot.post_event(unfurl)  # the same text with a link preview added: not an edit
+    await driver.settle()
+    assert driver.thread_texts(thread)[1:] == ["alice: (edited) Is 3 litres enough?"]
+
+
+async def test_shared_files_are_relayed_as_links(bot):
+    driver, thread = await desk_with_question(bot)
+    files = [{"id": "F1", "name": "meal-plan.pdf", "size": 2048,
+              "url_private": "https://files.slack.com/files-pri/T0-F1/meal-plan.pdf",
+              "permalink": "https://concierge-test.slack.com/files/UALICE/F1/meal-plan.pdf"},
+             {"id": "F2", "mode": "hidden_by_limit"}]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    assert driver.thread_texts(thread)[1] == (
+        "alice: My plan\n[file] meal-plan.pdf: https://concierge-test.slack.com/files/UALICE/F1/meal-plan.pdf")
+
+
+async def test_someone_not_an_expert_is_told_privately_in_the_thread(bot):
+    driver, thread = await desk_with_question(bot)
+    answer = await driver.staff_writes("carol", thread, "I think 2 litres")
+    assert answer == "Only experts can answer members; your message was not relayed."
+    told = bot.fake.calls_to("chat.postEphemeral")[-1]
+    assert (told.args["channel"], told.args["user"], told.args["thread_ts"]) == (STAFF, user_id("carol"), thread)
+    await driver.settle()
+    assert driver.dms("alice") == []
+
+
+async def test_command_is_acknowledged_at_once_even_when_the_core_is_slow(bot):
+    driver = SlackDriver(bot)
+    concierge = bot.listeners.concierge
+
+    class SlowCore:
+        async def handle(self, event):
+            await asyncio.sleep(1.0)
+            return await concierge.handle(event)
+
+    bot.listeners.concierge = SlowCore()
+    started = time.perf_counter()
+    key = await bot.post_command(user_id("admin"), dm_channel("admin"), "member list")
+    assert time.perf_counter() - started < 0.5
+    assert bot.fake.responses_to(key) == []
+    assert "No members yet" in await driver._answer(key)
+
+
+async def test_command_usage_errors_are_private_and_name_the_usage(bot):
+    driver = SlackDriver(bot)
+    answer = await driver.command("admin", "member add")
+    assert answer == "Missing <user>. Usage: `/concierge member add <user> <tier> [name]`"
+    raw = bot.fake.responses[-1][1]["text"]
+    assert "&lt;user&gt;" in raw  # escaped, so Slack shows it instead of reading a link
+
+
+async def test_claim_by_number_from_the_staff_channel(bot):
+    driver, thread = await desk_with_question(bot)
+    key = await bot.post_command(user_id("bob"), STAFF, "claim 1")
+    assert await driver._answer(key) == "You claimed conversation 1."
+    key = await bot.post_command(user_id("bob"), STAFF, "close")
+    assert "inside a conversation's thread, or give the conversation number" in await driver._answer(key)
+    await driver.settle()
+    assert "Claimed by bob." in driver.thread_texts(thread)
+
+
+async def test_a_button_of_another_app_is_acknowledged_and_ignored(bot):
+    driver, thread = await desk_with_question(bot)
+    card = driver._card(thread)
+    message = {"type": "message", "ts": thread, "text": card.args["text"], "blocks": card.args["blocks"]}
+    key = await bot.post_button(user_id("bob"), STAFF, message,
+                                {"action_id": "someone-else", "value": "1", "text": {"type": "plain_text", "text": "x"}})
+    await bot.settle()
+    assert bot.fake.responses_to(key) == []
+
+
+async def test_app_home_lists_the_members_open_questions(bot):
+    driver, thread = await desk_with_question(bot, "Is <b>salt</b> bad?")
+    await bot.post_event({"type": "app_home_opened", "user": user_id("alice"), "channel": dm_channel("alice"),
+                          "tab": "home", "event_ts": f"{time.time():.6f}"})
+    await bot.post_event({"type": "app_home_opened", "user": user_id("mallory"), "channel": "DMALLORY",
+                          "tab": "home", "event_ts": f"{time.time():.6f}"})
+    await bot.post_event({"type": "app_home_opened", "user": user_id("bob"), "channel": "DBOB",
+                          "tab": "messages", "event_ts": f"{time.time():.6f}"})  # the Messages tab: nothing to do
+    await bot.post_event({"type": "app_home_opened", "user": user_id("bob"), "channel": "DBOB",
+                          "tab": "home", "event_ts": f"{time.time():.6f}"})
+    await bot.listeners.idle(timeout=10)
+    published = {call.args["user_id"]: call.args["view"] for call in bot.fake.calls_to("views.publish")}
+    assert len(bot.fake.calls_to("views.publish")) == 3
+    assert set(published) == {user_id("alice"), user_id("mallory"), user_id("bob")}
+    assert published[user_id("bob")]["blocks"][1]["text"]["text"].startswith("*Staff*: 1 open conversation.")
+    alice = " ".join(block["text"]["text"] for block in published[user_id("alice")]["blocks"])
+    assert "Your open questions" in alice and "Is &lt;b&gt;salt&lt;/b&gt; bad?" in alice and "waiting" in alice
+    mallory = " ".join(block["text"]["text"] for block in published[user_id("mallory")]["blocks"])
+    assert "members of Peak Club" in mallory
+
+
+class FailingCore:
+    """Stands in for the core during a database outage: fails `failures` times, then works."""
+
+    def __init__(self, concierge, failures: int) -> None:
+        self.concierge, self.failures = concierge, failures
+
+    async def handle(self, event):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database unavailable")
+        return await self.concierge.handle(event)
+
+
+async def test_a_member_message_survives_a_short_core_outage(bot):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    bot.listeners.handover_retries = (0.0, 0.0)
+    bot.listeners.concierge = FailingCore(bot.listeners.concierge, failures=2)
+    await driver.member_writes("alice", "Still there?")
+    await driver.settle()
+    assert "Still there?" in driver.thread_texts(driver.threads()[0])[0]
+
+
+async def test_a_member_is_told_when_their_message_could_not_be_passed_on(bot):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    bot.listeners.handover_retries = (0.0,)
+    bot.listeners.concierge = FailingCore(bot.listeners.concierge, failures=2)
+    await driver.member_writes("alice", "Still there?")
+    await driver.settle()
+    assert driver.threads() == []
+    assert driver.dms("alice") == [
+        "Sorry, your last message could not be passed on to our team. Please send it again in a minute."]
+    bot.listeners.concierge = FailingCore(bot.listeners.concierge, failures=1)
+    assert await driver.command("admin", "member list") == (
+        "Sorry, that failed on our side and nothing was changed. Please try again in a minute.")
