@@ -23,6 +23,22 @@ class Runtime:
     concierge: Concierge
     dispatcher: OutboxDispatcher
 
+    async def run_background(self) -> None:
+        """The outbox loop and, when the `scheduling` package is installed, the digest scheduler."""
+        scheduler = None
+        try:
+            scheduling = importlib.import_module("scheduling")  # found at run time, like adapters
+        except ModuleNotFoundError:
+            scheduling = None
+        if scheduling is not None:
+            scheduler = scheduling.attach(self)
+            scheduler.start()
+        try:
+            await self.dispatcher.run()
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
+
     def close(self) -> None:
         self.db.close()
 

@@ -5,18 +5,31 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import logging
 
 import typer
 
 from concierge.bootstrap import adapter_names, choose_platform, load_adapter
-from concierge.database import upgrade
+from concierge.clock import utc_now
+from concierge.database import Database, upgrade
+from concierge.digests.audit import consent_violations
+from concierge.errors import Refused
+from concierge.member_data import erase_member, export_member
 from concierge.settings import Settings
 
 app = typer.Typer(help="concierge: a loyalty concierge on Slack, Discord and a local playground.",
                   no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="Checks of what the bot did.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+member_app = typer.Typer(help="A member's data: export and erasure.", no_args_is_help=True)
+app.add_typer(member_app, name="member")
+
+
+def _database() -> Database:
+    return Database.from_url(Settings().database_url.get_secret_value())
 
 
 @app.command()
@@ -48,6 +61,54 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the alembic migrations to the configured database."""
     upgrade(Settings().database_url.get_secret_value(), revision)
     typer.echo("database is up to date")
+
+
+@audit_app.command("consent")
+def audit_consent() -> None:
+    """Check every digest delivery against the consent ledger; exit 1 naming any violation."""
+    db = _database()
+    try:
+        problems = db.run_sync(consent_violations)
+    finally:
+        db.close()
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} deliveries without consent in force", err=True)
+        raise typer.Exit(1)
+    typer.echo("every digest delivery was backed by a consent in force")
+
+
+@member_app.command("export")
+def member_export(member_id: int) -> None:
+    """Print everything stored about a member as JSON (consent ledger included)."""
+    db = _database()
+    try:
+        data = db.run_sync(lambda session: export_member(session, member_id))
+    except Refused as problem:
+        typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@member_app.command("erase")
+def member_erase(member_id: int, yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation.")) -> None:
+    """Erase a member's personal data and message texts; counts and consent changes are kept."""
+    if not yes:
+        typer.confirm(f"Erase member {member_id}'s personal data and messages for good?", abort=True)
+    settings = Settings()
+    db = Database.from_url(settings.database_url.get_secret_value())
+    try:
+        counts = db.run_sync(lambda session: erase_member(
+            session, member_id, actor="cli", policy_version=settings.consent_policy_version, now=utc_now()))
+    except Refused as problem:
+        typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.close()
+    typer.echo(f"member {member_id} erased: {counts['messages']} message texts, {counts['identities']} identities")
 
 
 def _mount_adapter_commands() -> None:

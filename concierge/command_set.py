@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from concierge import desk, membership
 from concierge.commands import Command, CommandRegistry, Invocation, Param
+from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.people import Role, expert_of
 from concierge.records import Conversation
@@ -121,7 +122,7 @@ def _reopen(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
 USER = Param("user", "user", help="the person (a mention, or platform:id)")
 CONVERSATION = Param("conversation", "int", optional=True, help="conversation number; default: this thread")
 
-REGISTRY = CommandRegistry([
+DESK_COMMANDS = [
     Command(("help",), (Param("command", "text", optional=True),), Role.GUEST,
             "show the commands you can use", _help),
     Command(("member", "add"), (USER, Param("tier"), Param("name", "text", optional=True)), Role.ADMIN,
@@ -139,4 +140,6 @@ REGISTRY = CommandRegistry([
     Command(("claim",), (CONVERSATION,), Role.EXPERT, "take a conversation", _claim),
     Command(("close",), (CONVERSATION,), Role.EXPERT, "close a conversation", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
-])
+]
+
+REGISTRY = CommandRegistry(DESK_COMMANDS + DIGEST_COMMANDS)

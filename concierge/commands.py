@@ -162,7 +162,8 @@ class CommandRegistry:
         try:
             values = self.parse(command, rest)
         except UsageError as problem:
-            return Reply(f"{str(problem).capitalize()}. Usage: `{command.usage()}`", ok=False)
+            text = str(problem)
+            return Reply(f"{text[:1].upper()}{text[1:]}. Usage: `{command.usage()}`", ok=False)
         try:
             answer = command.handler(session, invocation, values)
             return answer if isinstance(answer, Reply) else Reply(answer)

@@ -98,6 +98,7 @@ async def run_playground(settings: Settings) -> None:
     driver = LocalDriver(runtime, platform, settings.staff_channel)
     print(f"{settings.program_name} concierge, local playground. {HELP}")
     loop = asyncio.get_running_loop()
+    background = asyncio.create_task(runtime.run_background())  # digests arrive on their own
     try:
         while True:
             sys.stdout.write("> ")
@@ -107,4 +108,9 @@ async def run_playground(settings: Settings) -> None:
                 break
             await driver.line(raw.rstrip("\n"))
     finally:
+        background.cancel()
+        try:
+            await background
+        except asyncio.CancelledError:
+            pass
         runtime.close()

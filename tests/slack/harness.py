@@ -127,25 +127,30 @@ class BotUnderTest:
         assert posted.status == 200 and posted.text == "", posted  # acknowledged at once, answered later
         return key
 
-    async def post_button(self, user: str, channel: str, message: dict[str, Any], button: dict[str, Any]) -> str:
-        """Press `button` of `message` (as the Web API recorded it) as `user`; returns the response_url key."""
+    async def post_button(self, user: str, channel: str, message: dict[str, Any] | None,
+                          button: dict[str, Any]) -> str:
+        """Press `button` of `message` (as the Web API recorded it) as `user`; returns the response_url key.
+
+        `message=None` presses a button of an ephemeral answer: Slack sends no message then.
+        """
         key = self.new_id("act")
         payload = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": TEAM},
             "api_app_id": "A0CONCIERGE",
             "token": "legacy-verification-token",
-            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel,
-                          "is_ephemeral": False},
+            "container": {"type": "message", "message_ts": message["ts"] if message else f"{time.time():.6f}",
+                          "channel_id": channel, "is_ephemeral": message is None},
             "trigger_id": f"trigger.{key}",
             "team": {"id": TEAM, "domain": "concierge-test"},
             "channel": {"id": channel, "name": "staff"},
-            "message": message,
             "response_url": self.fake.response_url(key),
             "actions": [{"action_id": button["action_id"], "block_id": "b1", "type": "button",
                          "value": button.get("value", ""), "text": button["text"],
                          "action_ts": f"{time.time():.6f}"}],
         }
+        if message is not None:
+            payload["message"] = message
         posted = await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
         assert posted.status == 200, posted
         return key

@@ -7,10 +7,17 @@ import time
 
 from sqlmodel import select
 
+from concierge.commands import Command, CommandRegistry, Param
+from concierge.digests.cadence import Cadence
+from concierge.digests.catalogue import create_digest
+from concierge.digests.subscriptions import subscribe
+from concierge.inbound import Reply
+from concierge.people import Role, member_of
+from concierge.platform import Button, Card
 from concierge.records import InboundEvent
+from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF
-from tests.contract.scenarios import setup_desk
 
 
 def dm(person: str, text: str, **extra) -> dict:
@@ -178,8 +185,17 @@ async def test_a_button_of_another_app_is_acknowledged_and_ignored(bot):
     assert bot.fake.responses_to(key) == []
 
 
-async def test_app_home_lists_the_members_open_questions(bot):
+async def test_app_home_lists_the_members_open_questions_and_digests(bot, clock):
     driver, thread = await desk_with_question(bot, "Is <b>salt</b> bad?")
+
+    def subscribe_alice(session):
+        member = member_of(session, "slack", user_id("alice"))
+        create_digest(session, slug="race-tips", title="Race tips", cadence="weekly", now=clock.now())
+        subscribe(session, member_id=member.id, slug="race-tips", platform="slack", user_id=user_id("alice"),
+                  cadence=Cadence(every="weekly", weekday=0, hour=8, time_zone="Europe/Paris"), how="command",
+                  actor="alice", policy_version="2026-11", now=clock.now())
+
+    await bot.runtime.db.run(subscribe_alice)
     await bot.post_event({"type": "app_home_opened", "user": user_id("alice"), "channel": dm_channel("alice"),
                           "tab": "home", "event_ts": f"{time.time():.6f}"})
     await bot.post_event({"type": "app_home_opened", "user": user_id("mallory"), "channel": "DMALLORY",
@@ -195,6 +211,7 @@ async def test_app_home_lists_the_members_open_questions(bot):
     assert published[user_id("bob")]["blocks"][1]["text"]["text"].startswith("*Staff*: 1 open conversation.")
     alice = " ".join(block["text"]["text"] for block in published[user_id("alice")]["blocks"])
     assert "Your open questions" in alice and "Is &lt;b&gt;salt&lt;/b&gt; bad?" in alice and "waiting" in alice
+    assert "*Your digests* (1)\n\u2022 `race-tips` Race tips: every mon at 08:00 Europe/Paris" in alice
     mallory = " ".join(block["text"]["text"] for block in published[user_id("mallory")]["blocks"])
     assert "members of Peak Club" in mallory
 
@@ -235,3 +252,25 @@ async def test_a_member_is_told_when_their_message_could_not_be_passed_on(bot):
     bot.listeners.concierge = FailingCore(bot.listeners.concierge, failures=1)
     assert await driver.command("admin", "member list") == (
         "Sorry, that failed on our side and nothing was changed. Please try again in a minute.")
+
+
+async def test_an_answer_with_buttons_and_pressing_one(bot):
+    def offer(session, invocation, args):
+        return Reply("Pick a digest:", card=Card("Digests", buttons=(Button("Subscribe tips", "pick", "tips", "primary"),)))
+
+    def pick(session, invocation, args):
+        return f"You picked {args['digest']} with a {invocation.via}."
+
+    bot.runtime.concierge.registry = CommandRegistry([
+        Command(("offer",), (), Role.GUEST, "offer digests", offer),
+        Command(("pick",), (Param("digest"),), Role.GUEST, "pick a digest", pick),
+    ])
+    driver = SlackDriver(bot)
+    key = await bot.post_command(user_id("alice"), dm_channel("alice"), "offer")
+    await bot.listeners.idle(timeout=10)
+    [answer] = bot.fake.responses_to(key)
+    assert answer["response_type"] == "ephemeral" and answer["text"] == "Digests: Pick a digest:"
+    [button] = [element for block in answer["blocks"] if block["type"] == "actions" for element in block["elements"]]
+    assert (button["text"]["text"], button["value"]) == ("Subscribe tips", "tips")
+    key = await bot.post_button(user_id("alice"), dm_channel("alice"), None, button)
+    assert await driver._answer(key) == "You picked tips with a button."

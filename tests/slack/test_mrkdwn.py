@@ -58,6 +58,7 @@ def test_whatever_a_person_types_is_posted_inert(typed):
         ("close 3", ("close", "3")),
         ("", ()),
         ("member add discord:1234 premium", ("member", "add", "discord:1234", "premium")),
+        ("subscribe tips \u2014hour 8 --tz=Europe/Paris", ("subscribe", "tips", "--hour", "8", "--tz=Europe/Paris")),
     ],
 )
 def test_command_text_becomes_tokens(text, tokens):

@@ -1,0 +1,26 @@
+"""The Slack platform: members DM the bot, experts answer in staff-channel threads, admins use /concierge.
+
+Importing this package is cheap (no Slack SDK): `concierge run` asks every adapter whether it
+is configured before choosing one.
+"""
+
+from __future__ import annotations
+
+
+def is_configured() -> bool:
+    """True when a bot token is set (environment or `.env`)."""
+    import os
+
+    from adapters.slack.settings import SlackSettings
+
+    try:
+        return SlackSettings().bot_token is not None
+    except ValueError:  # another SLACK_* setting is malformed: `run` reports it
+        return bool(os.environ.get("SLACK_BOT_TOKEN", "").strip())
+
+
+async def run(settings, http: bool = False) -> None:  # noqa: ANN001
+    """Serve Slack: Socket Mode with SLACK_APP_TOKEN, or HTTP mode (`http=True`) with SLACK_SIGNING_SECRET."""
+    from adapters.slack.server import run as serve
+
+    await serve(settings, http=http)

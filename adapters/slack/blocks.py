@@ -1,0 +1,103 @@
+"""Block Kit rendering of the core's `Outbound` (text plus optional `Card`), within Slack's limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.slack.manifest import COMMAND
+from adapters.slack.mrkdwn import escape
+from concierge.platform import Button, Card, Outbound
+from concierge.relay import NOTE_PREFIX
+
+# Block Kit limits (characters or items), from Slack's block reference.
+HEADER_MAX = 150
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+FIELDS_MAX = 10
+BUTTON_LABEL_MAX = 75
+BUTTON_VALUE_MAX = 2000
+ACTIONS_MAX = 25
+MESSAGE_BLOCKS_MAX = 50
+
+ACTION_PREFIX = "concierge:"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[start:start + size] for start in range(0, len(text), size)] or [""]
+
+
+def action_id(index: int, button: Button) -> str:
+    """`concierge:<n>:<action>`: unique within the card, and the core's action at the end."""
+    return f"{ACTION_PREFIX}{index}:{button.action}"
+
+
+def action_of(action_id_: str) -> str:
+    """The core's action name from a button's `action_id`."""
+    return action_id_[len(ACTION_PREFIX):].split(":", 1)[-1]
+
+
+def _button(index: int, button: Button) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _clip(button.label, BUTTON_LABEL_MAX)},
+        "action_id": action_id(index, button),
+        "value": _clip(button.value, BUTTON_VALUE_MAX),
+    }
+    if button.style in ("primary", "danger"):
+        element["style"] = button.style
+    return element
+
+
+def card_blocks(card: Card, text: str, *, thread_hint: bool = False) -> list[dict[str, Any]]:
+    """A header, the message text, the card's fields, its buttons, and (for a thread) how to answer."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX)}}
+    ]
+    escaped = escape(text)
+    if escaped:
+        # Escaping grows the text; a long message spreads over several sections.
+        for part in _chunks(escaped, SECTION_TEXT_MAX)[: MESSAGE_BLOCKS_MAX - 4]:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
+    if card.fields:
+        fields = [
+            {"type": "mrkdwn", "text": _clip(f"*{escape(name)}*\n{escape(value)}", FIELD_TEXT_MAX)}
+            for name, value in card.fields[:FIELDS_MAX]
+        ]
+        blocks.append({"type": "section", "fields": fields})
+    if card.buttons:
+        blocks.append({
+            "type": "actions",
+            "elements": [_button(index, button) for index, button in enumerate(card.buttons[:ACTIONS_MAX])],
+        })
+    if thread_hint:
+        hint = f"Reply in this thread to answer the member; a reply that starts with `{NOTE_PREFIX}` stays here."
+        if card.buttons:
+            # A pressed button reaches the core as the command `<action> <value>`; slash commands
+            # carry no thread, so this is how to type them for this conversation.
+            typed = (" ".join(word for word in (COMMAND, b.action, b.value) if word) for b in card.buttons)
+            hint += " Same as the buttons: " + " \u00b7 ".join(f"`{escape(command)}`" for command in typed)
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(hint, SECTION_TEXT_MAX)}]})
+    return blocks
+
+
+def message_fields(message: Outbound, *, opens_thread: bool = False) -> dict[str, Any]:
+    """`text` (escaped; with a card, the notification fallback) and `blocks` for chat.* methods."""
+    if message.card is None:
+        return {"text": escape(message.text)}
+    fallback = f"{message.card.title}: {message.text}" if message.text else message.card.title
+    return {
+        "text": escape(fallback),
+        "blocks": card_blocks(message.card, message.text, thread_hint=opens_thread),
+    }
+
+
+def home_view(sections: list[str], *, title: str) -> dict[str, Any]:
+    """The App Home tab: a header and one mrkdwn section per (already escaped) paragraph."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_MAX)}}]
+    for text in sections[:99]:  # 100 blocks at most in the Home tab
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_TEXT_MAX)}})
+    return {"type": "home", "blocks": blocks}

@@ -1,0 +1,144 @@
+"""SlackPlatform: the core's `Platform` port on Slack's Web API, with Slack errors made neutral."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.blocks import message_fields
+from concierge.platform import Address, MessageRef, Outbound, PlatformDown, RateLimited, Unreachable
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+
+# Errors that will not go away by retrying the same message: the recipient is gone or the
+# message itself is refused. The text is what staff read in the thread.
+PERMANENT_ERRORS: dict[str, str] = {
+    "channel_not_found": "the conversation no longer exists or the bot cannot see it",
+    "user_not_found": "the Slack user no longer exists",
+    "user_disabled": "the member's Slack account is deactivated",
+    "account_inactive": "the member's Slack account is deactivated",
+    "is_archived": "the conversation is archived",
+    "cannot_dm_bot": "the recipient is a bot",
+    "not_in_channel": "the bot is not in that channel",
+    "messages_tab_disabled": "the member cannot receive direct messages from apps",
+    "user_not_visible": "the bot is not allowed to see this user",
+    "restricted_action": "the workspace does not allow the bot to post there",
+    "msg_too_long": "the message is too long for Slack",
+    "no_text": "the message was empty",
+    "invalid_blocks": "Slack refused the message layout",
+    "invalid_blocks_format": "Slack refused the message layout",
+    "message_not_found": "the message to change no longer exists",
+    "cant_update_message": "the message cannot be changed",
+    "edit_window_closed": "the message can no longer be edited",
+}
+
+# Errors of our own setup (token, scopes): retried, because fixing the setup lets the queued
+# messages go out, and logged loudly.
+SETUP_ERRORS = {
+    "not_authed", "invalid_auth", "token_revoked", "token_expired", "missing_scope",
+    "not_allowed_token_type", "team_access_not_granted", "ekm_access_denied", "no_permission",
+}
+
+
+def _retry_after(response) -> float | None:  # noqa: ANN001
+    value = (response.headers or {}).get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def neutral_errors(method: str) -> AsyncIterator[None]:
+    """Turn what a Web API call raises into the core's RateLimited, Unreachable or PlatformDown."""
+    try:
+        yield
+    except SlackApiError as error:
+        response = error.response
+        status = getattr(response, "status_code", 0) or 0
+        data = getattr(response, "data", None)
+        code = str(data.get("error") or "") if isinstance(data, dict) else ""
+        retry_after = _retry_after(response)
+        if status == 429 or code == "ratelimited":
+            if retry_after is not None:
+                raise RateLimited(retry_after, f"{method} rate limited for {retry_after:g} s") from None
+            raise PlatformDown(f"{method} rate limited, no Retry-After given") from None
+        if code in PERMANENT_ERRORS:
+            raise Unreachable(f"Slack refused {method}: {PERMANENT_ERRORS[code]} ({code})") from None
+        if code in SETUP_ERRORS:
+            log.error("Slack refused %s with %s: check the bot token and its scopes (concierge slack doctor)",
+                      method, code)
+            raise PlatformDown(f"{method} failed: {code} (check the Slack app setup)") from None
+        raise PlatformDown(f"{method} failed: {code or f'HTTP {status}'}") from None
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        raise PlatformDown(f"{method} could not reach Slack: {type(error).__name__}") from None
+
+
+class SlackPlatform:
+    """Sends the core's messages with the Web API.
+
+    A DM is addressed by its channel id, or by the user id alone (then `conversations.open`
+    finds the DM). A staff thread is named by the `ts` of the message that opened it. Text is
+    escaped and posted with `parse="none"` and `link_names=False`: it never pings anyone.
+    """
+
+    name = PLATFORM
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def open_dm(self, user: Address) -> Address:
+        async with neutral_errors("conversations.open"):
+            response = await self.client.conversations_open(users=user.user)
+        return Address(PLATFORM, response["channel"]["id"], user.user, workspace=user.workspace)
+
+    async def _post(self, channel: str, message: Outbound, thread: str = "", *, opens_thread: bool = False):
+        async with neutral_errors("chat.postMessage"):
+            return await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread or None,
+                parse="none",
+                link_names=False,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message_fields(message, opens_thread=opens_thread),
+            )
+
+    async def send(self, address: Address, message: Outbound) -> MessageRef:
+        channel = address.channel or (await self.open_dm(address)).channel
+        response = await self._post(channel, message, address.thread)
+        where = Address(PLATFORM, response["channel"], address.user, address.thread, address.workspace)
+        return MessageRef(where, response["ts"])
+
+    async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
+        response = await self._post(channel.channel, message, opens_thread=True)
+        ts = response["ts"]
+        return MessageRef(Address(PLATFORM, response["channel"], "", ts, channel.workspace), ts)
+
+    async def edit(self, ref: MessageRef, message: Outbound) -> None:
+        async with neutral_errors("chat.update"):
+            await self.client.chat_update(
+                channel=ref.address.channel, ts=ref.message_id, parse="none", link_names=False,
+                **message_fields(message),
+            )
+
+    async def tell(self, address: Address, message: Outbound) -> None:
+        """Show `message` only to `address.user`, in the channel (and thread) of `address`."""
+        async with neutral_errors("chat.postEphemeral"):
+            await self.client.chat_postEphemeral(
+                channel=address.channel, user=address.user, thread_ts=address.thread or None,
+                parse="none", link_names=False, **message_fields(message),
+            )
+
+    async def publish_home(self, user: str, view: dict) -> None:
+        """Show `view` as `user`'s App Home tab."""
+        async with neutral_errors("views.publish"):
+            await self.client.views_publish(user_id=user, view=view)

@@ -1,0 +1,63 @@
+"""The digest tick: compose due editions, plan due subscriptions in batches, wake the outbox.
+
+There is one apscheduler job (an interval tick), not one per subscription: what is due lives in
+the subscriptions' `next_due_at` index, so a tick missed during a restart is found by the next.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from concierge.clock import Clock
+from concierge.database import Database
+from concierge.digests.catalogue import compose_due_editions
+from concierge.digests.planner import plan_due
+from concierge.outbox import OutboxDispatcher
+from concierge.settings import Settings
+from scheduling.leader import Leadership
+
+log = logging.getLogger(__name__)
+
+
+class DigestScheduler:
+    def __init__(self, db: Database, dispatcher: OutboxDispatcher, settings: Settings, clock: Clock,
+                 batch_size: int = 5000) -> None:
+        self.db = db
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.clock = clock
+        self.batch_size = batch_size
+        self.leadership = Leadership(db.engine)
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def tick(self) -> int:
+        """Plan everything due now; returns how many subscriptions were looked at."""
+        if not await self.db.run(lambda session: self.leadership.try_lead()):
+            return 0
+        now = self.clock.now()
+        editions = await self.db.run(lambda session: compose_due_editions(session, now))
+        total = 0
+        while True:
+            handled = await self.db.run(lambda session: plan_due(
+                session, now, limit=self.batch_size, max_per_day=self.settings.digest_max_per_day))
+            total += handled
+            if handled < self.batch_size:
+                break
+        if editions or total:
+            log.info("digest tick: %d editions composed, %d subscriptions planned", len(editions), total)
+            self.dispatcher.wake()
+        return total
+
+    def start(self) -> None:
+        """Run `tick` every `digest_tick_s` seconds on the running event loop."""
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(self.tick, "interval", seconds=self.settings.digest_tick_s, id="digest-tick",
+                               max_instances=1, coalesce=True, next_run_time=self.clock.now())
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self.leadership.release()
