@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Protocol
 
@@ -144,7 +144,8 @@ def enqueue(
         if claim:
             if kind == THREAD_POST and not address.thread and conversation_id is not None:
                 address = address.in_thread(_staff_thread(session, conversation_id))
-            hand_off.claimed.append(Claimed(item_id, kind, address.platform, address, message, conversation_id))
+            hand_off.claimed.append(Claimed(item_id, kind, address.platform, address,
+                                            replace(message, idempotency_key=key), conversation_id))
             if conversation_id is not None:
                 hand_off.taken.add(conversation_id)
         elif conversation_id is not None:
@@ -164,6 +165,11 @@ _UNSENT_IN_CONVERSATION = (
 
 def _staff_thread(session: Session, conversation_id: int) -> str:
     return session.execute(_THREAD_OF, {"conversation_id": conversation_id}).scalar() or ""
+
+
+def _mark_sent(session: Session, item_id: int, ref: MessageRef, now: datetime) -> None:
+    session.execute(update(ITEMS).where(ITEMS.c.id == item_id),
+                    {"status": "sent", "sent_at": now, "lease_until": None, "sent_message_id": ref.message_id})
 
 
 def confirm_consent(session: Session, item: Claimed, now: datetime) -> bool:
@@ -214,6 +220,7 @@ class Outcome:
     transient: str = ""  # retry with backoff
     permanent: str = ""  # give up and tell staff
     cancelled: str = ""  # not to be sent after all (consent withdrawn)
+    recorded: bool = False  # already written (digest sends are recorded one by one)
 
 
 class SendLimiter(Protocol):
@@ -285,7 +292,8 @@ class OutboxDispatcher:
             return 0
         return await self.db.run(
             lambda session: session.execute(
-                update(ITEMS).where(ITEMS.c.status == "sending"), {"status": "pending", "lease_until": None}
+                update(ITEMS).where(ITEMS.c.status.in_(("sending", "confirmed"))),
+                {"status": "pending", "lease_until": None}
             ).rowcount
         )
 
@@ -356,6 +364,7 @@ class OutboxDispatcher:
                 message = self._edition_message(session, item.edition_id)
             else:
                 message = Outbound.from_dict(item.payload)
+            message = replace(message, idempotency_key=item.key)
             claimed.append(Claimed(item.id, item.kind, item.platform, address, message, item.conversation_id,
                                    item.attempts, item.member_id, item.digest_id))
         return claimed
@@ -391,6 +400,12 @@ class OutboxDispatcher:
         try:
             if not item.address.channel and item.address.user:
                 item.address = await platform.open_dm(item.address)
+            if item.kind == DIGEST:
+                # Recorded at once, not with the batch: a crash then repeats at most the one
+                # message in flight (and that one carries the same idempotency key).
+                ref = await platform.send(item.address, item.message)
+                await self.db.run(lambda session: _mark_sent(session, item.id, ref, self.clock.now()))
+                return Outcome(item, ref=ref, recorded=True)
             if item.kind == OPEN_THREAD:
                 return Outcome(item, ref=await platform.open_thread(item.address, item.message))
             if item.kind == THREAD_POST and not item.address.thread:
@@ -411,7 +426,7 @@ class OutboxDispatcher:
     def _record(self, session: Session, outcomes: list[Outcome], scan: bool) -> list[Claimed]:
         """Write the outcomes; then, if asked, claim the next due batch in the same transaction."""
         now = self.clock.now()
-        sent = [o for o in outcomes if o.ref is not None]
+        sent = [o for o in outcomes if o.ref is not None and not o.recorded]
         if sent:
             session.execute(
                 update(ITEMS).where(ITEMS.c.id == bindparam("item_id")),

@@ -57,10 +57,15 @@ class Card:
 
 @dataclass(frozen=True)
 class Outbound:
-    """A message the core wants sent: text plus an optional card."""
+    """A message the core wants sent: text plus an optional card.
+
+    `idempotency_key` is the same on every attempt to send this message (the outbox sets it);
+    a platform that can de-duplicate sends (Discord's `nonce`) should pass it on.
+    """
 
     text: str
     card: Card | None = None
+    idempotency_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +79,7 @@ class Outbound:
                 fields=tuple(tuple(pair) for pair in card.get("fields", ())),
                 buttons=tuple(Button(**button) for button in card.get("buttons", ())),
             )
-        return cls(text=data["text"], card=card)
+        return cls(text=data["text"], card=card, idempotency_key=data.get("idempotency_key", ""))
 
 
 @dataclass(frozen=True)
