@@ -87,6 +87,10 @@ def erase_member(session: Session, member_id: int, *, actor: str, policy_version
         PlatformIdentity.member_id == member_id, PlatformIdentity.expert_id.is_(None))).rowcount
     # The same person may also be an expert: keep that link, drop the member one.
     session.execute(update(PlatformIdentity).where(PlatformIdentity.member_id == member_id).values(member_id=None))
+    # The ledger keeps the fact of every change; only the member's own name as actor goes.
+    session.execute(update(ConsentEvent).where(ConsentEvent.member_id == member_id,
+                                               ConsentEvent.actor == member.display_name)
+                    .values(actor=f"member {member_id}"))
     member.display_name = f"erased member {member_id}"
     member.active = False
     member.blocked_reason = ""

@@ -86,4 +86,5 @@ def rows(runtime, model, *where):
     """All records of `model` (optionally filtered), read straight from the database."""
     from sqlmodel import select
 
-    return runtime.db.run_sync(lambda session: list(session.exec(select(model).where(*where)).all()))
+    order = list(model.__table__.primary_key.columns)  # PostgreSQL promises no order otherwise
+    return runtime.db.run_sync(lambda session: list(session.exec(select(model).where(*where).order_by(*order)).all()))
