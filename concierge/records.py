@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -96,14 +96,21 @@ class Message(SQLModel, table=True):
 class OutboxItem(SQLModel, table=True):
     """A message to deliver, written in the same transaction as the change that caused it."""
 
+    # Partial indexes: a digest fan-out writes a row per subscriber, and each index it need not
+    # touch makes planning a million of them faster.
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
-        Index("ix_outbox_conversation", "conversation_id", "status"),
-        Index("ix_outbox_member", "member_id", "created_at"),
+        Index("ix_outbox_conversation", "conversation_id", "status",
+              sqlite_where=text("conversation_id IS NOT NULL"), postgresql_where=text("conversation_id IS NOT NULL")),
+        Index("uq_outbox_key", "key", unique=True,
+              sqlite_where=text("edition_id IS NULL"), postgresql_where=text("edition_id IS NULL")),
+        # One delivery per (member, edition), whatever happens; also how a member's queue is found.
+        Index("uq_outbox_delivery", "member_id", "edition_id", unique=True,
+              sqlite_where=text("edition_id IS NOT NULL"), postgresql_where=text("edition_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True, max_length=200)  # idempotency key
+    key: str = Field(max_length=200)  # idempotency key (unique per message; see the indexes)
     kind: str = Field(max_length=16)  # post | open_thread | thread_post
     platform: str = Field(max_length=32)
     address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

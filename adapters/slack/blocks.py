@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.manifest import COMMAND
@@ -18,6 +19,7 @@ BUTTON_LABEL_MAX = 75
 BUTTON_VALUE_MAX = 2000
 ACTIONS_MAX = 25
 MESSAGE_BLOCKS_MAX = 50
+VIEW_BLOCKS_MAX = 100
 
 ACTION_PREFIX = "concierge:"
 
@@ -57,6 +59,9 @@ def card_blocks(card: Card, text: str, *, thread_hint: bool = False) -> list[dic
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX)}}
     ]
+    title_line, _, rest = text.partition("\n")
+    if rest and len(card.title) <= HEADER_MAX and title_line.strip() == card.title.strip():
+        text = rest  # the header shows it already (a digest edition starts with its title)
     escaped = escape(text)
     if escaped:
         # Escaping grows the text; a long message spreads over several sections.
@@ -95,9 +100,32 @@ def message_fields(message: Outbound, *, opens_thread: bool = False) -> dict[str
     }
 
 
-def home_view(sections: list[str], *, title: str) -> dict[str, Any]:
-    """The App Home tab: a header and one mrkdwn section per (already escaped) paragraph."""
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_MAX)}}]
-    for text in sections[:99]:  # 100 blocks at most in the Home tab
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_TEXT_MAX)}})
+@dataclass(frozen=True)
+class Section:
+    """One paragraph of a view (already escaped mrkdwn), with an optional button beside it."""
+
+    text: str
+    button: Button | None = None
+
+
+def home_view(sections: list[Section | str], *, title: str, notice: str = "") -> dict[str, Any]:
+    """The App Home tab: a header, the `notice` (the answer to a button just pressed), the sections.
+
+    A section's button sits beside its text (an accessory); pressing it reaches the core as
+    `ButtonPressed(action, value)`, like a message card's.
+    """
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_MAX)}}]
+    if notice:
+        blocks.append({"type": "section",
+                       "text": {"type": "mrkdwn", "text": _clip(escape(notice), SECTION_TEXT_MAX)}})
+        blocks.append({"type": "divider"})
+    for index, section in enumerate(sections[: VIEW_BLOCKS_MAX - len(blocks)]):
+        if isinstance(section, str):
+            section = Section(section)
+        block: dict[str, Any] = {"type": "section",
+                                 "text": {"type": "mrkdwn", "text": _clip(section.text, SECTION_TEXT_MAX)}}
+        if section.button is not None:
+            block["accessory"] = _button(index, section.button)
+        blocks.append(block)
     return {"type": "home", "blocks": blocks}

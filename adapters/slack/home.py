@@ -1,12 +1,20 @@
-"""The App Home tab: a member's open questions and digests; for staff, how many conversations are open."""
+"""The App Home tab: a member's open questions and digests; for staff, how many conversations are open.
+
+A member's digests each carry an *Unsubscribe* button, and the digests of the catalogue they
+do not get yet a *Subscribe* button; both reach the core as the `unsubscribe` / `subscribe`
+commands (how="button" in the consent ledger), after which the tab is published again.
+"""
 
 from __future__ import annotations
 
 from sqlmodel import Session, func, select
 
+from adapters.slack.blocks import Section
 from adapters.slack.mrkdwn import escape
+from concierge.digests.catalogue import list_digests
 from concierge.digests.subscriptions import cadence_of, subscriptions_of
 from concierge.people import expert_of, is_admin, member_of
+from concierge.platform import Button
 from concierge.records import Conversation, Message
 from concierge.settings import Settings
 
@@ -19,9 +27,9 @@ def _preview(text: str) -> str:
     return text if len(text) <= QUESTION_PREVIEW else text[: QUESTION_PREVIEW - 1] + "\u2026"
 
 
-def home_sections(session: Session, settings: Settings, platform: str, user: str) -> list[str]:
-    """The paragraphs (escaped mrkdwn) of `user`'s Home tab, read from the records."""
-    sections: list[str] = []
+def home_sections(session: Session, settings: Settings, platform: str, user: str) -> list[Section | str]:
+    """The paragraphs (escaped mrkdwn, some with a button) of `user`'s Home tab, read from the records."""
+    sections: list[Section | str] = []
     if is_admin(settings, platform, user) or expert_of(session, platform, user) is not None:
         open_count = session.exec(select(func.count()).select_from(Conversation).where(Conversation.status == "open")).one()
         sections.append(
@@ -67,13 +75,28 @@ def _questions(session: Session, member_id: int) -> list[str]:
     return sections
 
 
-def _digests(session: Session, member_id: int) -> list[str]:
+def _digests(session: Session, member_id: int) -> list[Section | str]:
+    """The member's subscriptions (Unsubscribe each), then the active digests they do not get (Subscribe)."""
     subscribed = subscriptions_of(session, member_id)
-    if not subscribed:
-        return []
-    lines = [
-        f"• `{escape(digest.slug)}` {escape(digest.title)}: {escape(cadence_of(subscription).describe())}"
-        for subscription, digest in subscribed[:MAX_LISTED]
-    ]
-    return [f"*Your digests* ({len(subscribed)})\n" + "\n".join(lines)
-            + "\nType `/concierge help` to change or stop them."]
+    mine = {digest.id for _, digest in subscribed}
+    offered = [digest for digest in list_digests(session) if digest.id not in mine]
+    sections: list[Section | str] = []
+    if subscribed:
+        sections.append(f"*Your digests* ({len(subscribed)}), delivered by direct message. Stop one with its "
+                        "*Unsubscribe* button or `/concierge unsubscribe <digest>`.")
+        sections.extend(
+            Section(f"`{escape(digest.slug)}` {escape(digest.title)}: {escape(cadence_of(subscription).describe())}",
+                    Button("Unsubscribe", "unsubscribe", digest.slug, "danger"))
+            for subscription, digest in subscribed[:MAX_LISTED]
+        )
+    if offered:
+        sections.append("*Digests you can subscribe to*. *Subscribe* uses the digest's usual schedule (the "
+                        "confirmation shows it); to choose the day, hour, time zone or quiet hours, type "
+                        "`/concierge subscribe <digest> --cadence daily|weekly|monthly --day mon --hour 8 "
+                        "--tz Europe/Paris --quiet 22-7`.")
+        sections.extend(
+            Section(f"`{escape(digest.slug)}` {escape(digest.title)} ({escape(digest.cadence)})",
+                    Button("Subscribe", "subscribe", digest.slug, "primary"))
+            for digest in offered[:MAX_LISTED]
+        )
+    return sections

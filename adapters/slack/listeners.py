@@ -44,6 +44,8 @@ WRITTEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
 HANDOVER_RETRIES = (0.2, 1.0, 3.0)  # seconds between tries when the core fails (database hiccup)
 FAILED = "Sorry, that failed on our side and nothing was changed. Please try again in a minute."
 NOT_PASSED_ON = "Sorry, your last message could not be passed on to our team. Please send it again in a minute."
+# Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
+HOME_ACTIONS = {"subscribe", "unsubscribe"}
 NOT_RELAYED = "Sorry, your last reply could not be handled and was not relayed. Please send it again in a minute."
 
 
@@ -105,6 +107,11 @@ def _attachments(files: list[dict[str, Any]] | None) -> tuple[Attachment, ...]:
             found.append(Attachment(name=item.get("name") or item.get("title") or "file", url=url,
                                     size=int(item.get("size") or 0)))
     return tuple(found)
+
+
+def _pressed_on_home(body: dict[str, Any]) -> bool:
+    """Whether a block_actions payload comes from the App Home tab (a view, not a message)."""
+    return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
 
 
 class SlackListeners:
@@ -269,7 +276,24 @@ class SlackListeners:
         await self._run_privately(ack, respond, self.command_inbound(command))
 
     async def _on_button(self, ack, body: dict[str, Any], action: dict[str, Any], respond) -> None:  # noqa: ANN001
-        await self._run_privately(ack, respond, self.button_inbound(body, action))
+        """A card's button, in a message or on the Home tab.
+
+        Slack gives a Home tab press no response_url: the answer is shown at the top of the tab,
+        published again. Subscribing or unsubscribing by any button refreshes the tab as well.
+        """
+        event = self.button_inbound(body, action)
+        with self.inflight.track():
+            if not _pressed_on_home(body):
+                await self._run_privately(ack, respond, event)
+                if event.action in HOME_ACTIONS:
+                    await self.publish_home(event.address.user)
+                return
+            await ack()
+            try:
+                reply = await self._handle(event)
+            except Exception:
+                reply = Reply(FAILED, ok=False)
+            await self.publish_home(event.address.user, notice=reply.text if reply is not None else "")
 
     @staticmethod
     async def _note_app_rate_limited(body: dict[str, Any], next) -> BoltResponse | None:  # noqa: A002, ANN001
@@ -288,15 +312,17 @@ class SlackListeners:
         if event.get("tab") != "home" or not event.get("user"):
             return
         with self.inflight.track():
-            user = event["user"]
-            try:
-                sections = await self.runtime.db.run(
-                    lambda session: home_sections(session, self.settings, PLATFORM, user))
-            except Exception:
-                log.exception("could not read the App Home of %s", user)
-                return
-            title = f"{self.settings.program_name} concierge"
-            try:
-                await self.platform.publish_home(user, home_view(sections, title=title))
-            except PlatformError as error:
-                log.warning("could not publish the App Home of %s: %s", user, error)
+            await self.publish_home(event["user"])
+
+    async def publish_home(self, user: str, *, notice: str = "") -> None:
+        """Publish `user`'s Home tab from the records, `notice` (an answer to a button) at the top."""
+        try:
+            sections = await self.runtime.db.run(lambda session: home_sections(session, self.settings, PLATFORM, user))
+        except Exception:
+            log.exception("could not read the App Home of %s", user)
+            return
+        title = f"{self.settings.program_name} concierge"
+        try:
+            await self.platform.publish_home(user, home_view(sections, title=title, notice=notice))
+        except PlatformError as error:
+            log.warning("could not publish the App Home of %s: %s", user, error)

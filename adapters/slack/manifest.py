@@ -61,7 +61,7 @@ def build_manifest(name: str = "Concierge", request_url: str | None = None) -> d
     """The app manifest: Socket Mode, or HTTP mode when `request_url` (…/slack/events) is given."""
     command: dict[str, Any] = {
         "command": COMMAND,
-        "description": "Ask the concierge: help, member, expert, claim, close, reopen",
+        "description": "Ask the concierge: help, digests, subscribe, member, expert, claim, close, reopen",
         "usage_hint": "help",
         # Escaped text carries picked users as <@U123|name>, which the adapter turns into ids.
         "should_escape": True,

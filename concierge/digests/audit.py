@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
-from concierge.digests.consent import in_force
+from concierge.digests.consent import was_in_force_when_checked
 from concierge.records import OutboxItem
 
 ITEMS = OutboxItem.__table__
@@ -28,7 +28,7 @@ def consent_violations(session: Session, batch: int = 10000) -> list[str]:
             if row.consent_checked_at is None:
                 problems.append(f"delivery {row.id}: edition {row.edition_id} to member {row.member_id} "
                                 "was sent without a consent check")
-            elif not in_force(session, row.member_id, row.digest_id, row.consent_checked_at):
+            elif not was_in_force_when_checked(session, row.member_id, row.digest_id, row.consent_checked_at):
                 problems.append(f"delivery {row.id}: edition {row.edition_id} to member {row.member_id} was sent "
                                 f"at {row.consent_checked_at:%Y-%m-%d %H:%M:%S} without consent in force")
         last_id = rows[-1].id

@@ -21,6 +21,15 @@ _LATEST_AT = (
 )
 
 
+_LATEST_BEFORE = (
+    select(LEDGER.c.action)
+    .where(LEDGER.c.member_id == bindparam("member_id"), LEDGER.c.digest_id == bindparam("digest_id"),
+           LEDGER.c.at < bindparam("at"))
+    .order_by(LEDGER.c.at.desc(), LEDGER.c.id.desc())
+    .limit(1)
+)
+
+
 def record(session: Session, *, member_id: int, digest_id: int, action: str, how: str, platform: str,
            actor: str, policy_version: str, at: datetime) -> None:
     """Append one event; the ledger is never updated or deleted."""
@@ -34,6 +43,19 @@ def in_force(session: Session, member_id: int, digest_id: int, at: datetime) -> 
     """Whether the member's latest word on the digest, at `at`, was a grant."""
     latest = session.execute(_LATEST_AT, {"member_id": member_id, "digest_id": digest_id, "at": at}).scalar()
     return latest == GRANTED
+
+
+def was_in_force_when_checked(session: Session, member_id: int, digest_id: int, checked_at: datetime) -> bool:
+    """For the audit: was consent in force when a send was confirmed at `checked_at`?
+
+    A revocation recorded later but with the same timestamp as the check must not count as
+    earlier: a revocation committed before the check would have stopped the send.
+    """
+    if in_force(session, member_id, digest_id, checked_at):
+        return True
+    before = session.execute(_LATEST_BEFORE, {"member_id": member_id, "digest_id": digest_id,
+                                              "at": checked_at}).scalar()
+    return before == GRANTED
 
 
 def history(session: Session, member_id: int) -> list[ConsentEvent]:

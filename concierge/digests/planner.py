@@ -9,11 +9,12 @@ dropped. Plain Core statements throughout: this runs over millions of rows.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from concierge.digests.cadence import Cadence, hold_back, next_due
@@ -48,70 +49,113 @@ def _recent_counts(session: Session, member_ids: set[int], now: datetime) -> dic
     """Digest messages queued per member in the last 24 hours (for the frequency cap)."""
     if not member_ids:
         return {}
-    rows = session.execute(
-        select(ITEMS.c.member_id, func.count()).where(
-            ITEMS.c.member_id.in_(member_ids), ITEMS.c.edition_id.is_not(None),
-            ITEMS.c.created_at > now - CAP_WINDOW, ITEMS.c.status != "cancelled")
-        .group_by(ITEMS.c.member_id)
-    ).all()
+    dialect = session.get_bind().dialect.name
+    since = _bind_time(now - CAP_WINDOW, dialect)
+    if dialect == "postgresql":
+        where, params = "member_id = ANY(%s) AND created_at > %s", (list(member_ids), since)
+    else:  # SQLite allows 32766 parameters; batches are far smaller
+        where, params = f"member_id IN ({', '.join('?' * len(member_ids))}) AND created_at > ?", (*member_ids, since)
+    rows = session.connection().exec_driver_sql(
+        f"SELECT member_id, count(*) FROM {ITEMS.name} WHERE {where} AND edition_id IS NOT NULL "
+        "AND status != 'cancelled' GROUP BY member_id", params).all()
     return dict(rows)
+
+
+def _insert_deliveries(session: Session, items: list[tuple], now: datetime) -> None:
+    """Queue digest deliveries straight through the driver's executemany.
+
+    This is the planner's inner loop (a million rows for a million subscribers): SQLAlchemy's
+    per-row parameter processing (JSON and datetime binds) cost more than SQLite's own work, so
+    values are prepared once here. A unique key per (edition, member) makes a repeated plan a
+    no-op (`ON CONFLICT DO NOTHING` on the (member, edition) index).
+    """
+    dialect = session.get_bind().dialect.name
+    mark = "%s" if dialect == "postgresql" else "?"
+    when = _bind_time(now, dialect)
+    columns = ("key", "kind", "platform", "address", "payload", "status", "attempts", "next_attempt_at",
+               "last_error", "created_at", "member_id", "digest_id", "edition_id")
+    sql = (f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+           "ON CONFLICT (member_id, edition_id) WHERE edition_id IS NOT NULL DO NOTHING")
+    items.sort()
+    rows = [
+        (key, DIGEST, platform, f'{{"platform": {json.dumps(platform)}, "user": {json.dumps(user)}}}', "{}",
+         "pending", 0, when, "", when, member_id, digest_id, edition_id)
+        for key, platform, user, member_id, digest_id, edition_id in items
+    ]
+    session.connection().exec_driver_sql(sql, rows)
 
 
 def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day: int = 3) -> int:
     """Plan one batch of due subscriptions; returns how many subscriptions it handled (0: none due)."""
+    # Plain tuples, not Row objects: this loop runs once per subscriber.
     due = session.execute(_DUE, {"now": now, "limit": limit}).all()
     if not due:
         return 0
-    editions = _editions_after(session, {row.digest_id for row in due})
-    capped_members = set()
+    editions = _editions_after(session, {row[2] for row in due})
+    newest = {digest_id: ids[-1] for digest_id, ids in editions.items()}
     if max_per_day:
         # Only members with something to send can hit the cap; count just those.
-        senders = {row.member_id for row in due if editions.get(row.digest_id) and
-                   editions[row.digest_id][-1] > row.last_edition_id}
+        senders = {row[1] for row in due if newest.get(row[2], 0) > row[12]}
         counts = _recent_counts(session, senders, now) if senders else {}
     else:
         counts = {}
-    cadences: dict[tuple, Cadence] = {}
-    items: list[dict] = []
+    # Everything that depends only on the cadence is worked out once per distinct cadence.
+    plans: dict[tuple, tuple[Cadence, datetime | None, datetime]] = {}
+    items: list[tuple] = []
     moves: dict[tuple[datetime, int], list[int]] = defaultdict(list)  # (next_due, last_edition) -> ids
-    for row in due:
-        spec = (row.cadence, row.weekday, row.day_of_month, row.hour, row.time_zone, row.quiet_start, row.quiet_end)
-        cadence = cadences.get(spec) or cadences.setdefault(spec, Cadence(*spec))
-        unseen = [edition for edition in editions.get(row.digest_id, ()) if edition > row.last_edition_id]
-        last = row.last_edition_id
-        held = False
-        if unseen:
-            local_now = hold_back(now, cadence)
-            if local_now > now:  # inside quiet hours: wait for their end
-                held = True
-                moves[(local_now, last)].append(row.id)
-                continue
-            room = max_per_day - counts.get(row.member_id, 0) if max_per_day else len(unseen)
-            for edition in unseen[:max(room, 0)]:
-                items.append({
-                    "key": f"digest:{edition}:{row.member_id}", "kind": DIGEST, "platform": row.platform,
-                    "address": {"platform": row.platform, "user": row.user_id}, "payload": {},
-                    "status": "pending", "attempts": 0, "next_attempt_at": now, "last_error": "",
-                    "created_at": now, "member_id": row.member_id, "digest_id": row.digest_id,
-                    "edition_id": edition,
-                })
-                last = edition
-                counts[row.member_id] = counts.get(row.member_id, 0) + 1
-            if last != unseen[-1]:  # capped: try again in an hour, never dropped
-                moves[(hold_back(now + timedelta(hours=1), cadence), last)].append(row.id)
-                held = True
-        if not held:
-            moves[(next_due(cadence, now), last)].append(row.id)
+    for (subscription_id, member_id, digest_id, every, weekday, day_of_month, hour, time_zone, quiet_start,
+         quiet_end, platform, user_id, last) in due:
+        spec = (every, weekday, day_of_month, hour, time_zone, quiet_start, quiet_end)
+        plan = plans.get(spec)
+        if plan is None:
+            cadence = Cadence(*spec)
+            quiet_until = hold_back(now, cadence)
+            plan = plans[spec] = (cadence, quiet_until if quiet_until > now else None, next_due(cadence, now))
+        cadence, quiet_until, following = plan
+        if newest.get(digest_id, 0) <= last:  # nothing new: just move on to the next time
+            moves[(following, last)].append(subscription_id)
+            continue
+        if quiet_until is not None:  # inside quiet hours: wait for their end
+            moves[(quiet_until, last)].append(subscription_id)
+            continue
+        unseen = [edition for edition in editions[digest_id] if edition > last]
+        room = max_per_day - counts.get(member_id, 0) if max_per_day else len(unseen)
+        for edition in unseen[:max(room, 0)]:
+            # Zero-padded so that key order is (edition, member) order: sorted inserts touch
+            # each index page once.
+            items.append((f"digest:{edition:010d}:{member_id:012d}", platform, user_id, member_id, digest_id,
+                          edition))
+            last = edition
+            counts[member_id] = counts.get(member_id, 0) + 1
+        if last != unseen[-1]:  # capped: try again in an hour, never dropped
+            moves[(hold_back(now + timedelta(hours=1), cadence), last)].append(subscription_id)
+        else:
+            moves[(following, last)].append(subscription_id)
     if items:
-        # A unique key per (edition, member): should two planners ever overlap, the second adds nothing.
-        dialect = session.get_bind().dialect.name
-        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ITEMS)
-        session.execute(statement.on_conflict_do_nothing(index_elements=["key"]), items)
-    for (due_at, last_edition), ids in moves.items():
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            session.execute(update(SUBS).where(SUBS.c.id.in_(ids[start:start + 900])),
-                            {"next_due_at": due_at, "last_edition_id": last_edition})
+        _insert_deliveries(session, items, now)
+    _move_subscriptions(session, moves)
     return len(due)
+
+
+def _move_subscriptions(session: Session, moves: dict[tuple[datetime, int], list[int]]) -> None:
+    """Set each subscription's next due time and last edition, in one executemany."""
+    dialect = session.get_bind().dialect.name
+    mark = "%s" if dialect == "postgresql" else "?"
+    rows = sorted(
+        ((_bind_time(due_at, dialect), last_edition, subscription_id)
+         for (due_at, last_edition), ids in moves.items() for subscription_id in ids),
+        key=lambda row: row[2],  # in id order: each table page is visited once
+    )
+    session.connection().exec_driver_sql(
+        f"UPDATE {SUBS.name} SET next_due_at = {mark}, last_edition_id = {mark} WHERE id = {mark}", rows)
+
+
+@lru_cache(maxsize=4096)
+def _bind_time(moment: datetime, dialect: str):
+    """A datetime as the driver takes it: PostgreSQL adapts it, SQLite stores UTC text (as the records do)."""
+    if dialect == "postgresql":
+        return moment
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def plan_all_due(db_session_factory, now: datetime, *, limit: int = 5000, max_per_day: int = 3) -> int:

@@ -108,6 +108,20 @@ class SlackDriver:
         replies = [call for call in self.fake.calls_to("chat.postMessage") if call.args.get("thread_ts") == thread]
         return [unescape(call.args["text"]) for call in [self._card(thread), *replies]]
 
+    def home(self, person: str) -> dict[str, Any]:
+        """The App Home view last published for `person`."""
+        return [call.args["view"] for call in self.fake.calls_to("views.publish")
+                if call.args.get("user_id") == user_id(person)][-1]
+
+    async def press_on_home(self, person: str, action: str, value: str) -> None:
+        """Press the Home tab button of `action` (subscribe, unsubscribe) and `value` (a digest)."""
+        view = self.home(person)
+        button = next(block["accessory"] for block in view["blocks"] if "accessory" in block
+                      and action_of(block["accessory"]["action_id"]) == action
+                      and block["accessory"]["value"] == value)
+        await self.bot.post_home_button(user_id(person), view, button)
+        await self.bot.listeners.idle(timeout=10)
+
     def dms(self, person: str) -> list[str]:
         where = {dm_channel(person), user_id(person)}
         return [unescape(call.args["text"]) for call in self.fake.calls_to("chat.postMessage")

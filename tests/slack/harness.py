@@ -155,6 +155,33 @@ class BotUnderTest:
         assert posted.status == 200, posted
         return key
 
+    async def post_home_button(self, user: str, view: dict[str, Any], button: dict[str, Any]) -> Posted:
+        """Press `button` of the App Home `view` (as views.publish recorded it) as `user`.
+
+        Slack sends such a press with the view and no channel, message or response_url.
+        """
+        key = self.new_id("home")
+        view_id = f"V{key.upper()}"
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0CONCIERGE",
+            "token": "legacy-verification-token",
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": f"trigger.{key}",
+            "team": {"id": TEAM, "domain": "concierge-test"},
+            "is_enterprise_install": False,
+            "view": {**view, "id": view_id, "team_id": TEAM, "type": "home", "private_metadata": "",
+                     "callback_id": "", "state": {"values": {}}, "hash": f"{int(time.time())}.{key}",
+                     "app_id": "A0CONCIERGE", "bot_id": "BBOT"},
+            "actions": [{"action_id": button["action_id"], "block_id": "b1", "type": "button",
+                         "value": button.get("value", ""), "text": button["text"],
+                         "action_ts": f"{time.time():.6f}"}],
+        }
+        posted = await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        assert posted.status == 200, posted
+        return posted
+
     async def settle(self) -> None:
         """Let the listeners finish their hand-overs, then deliver everything queued."""
         await self.listeners.idle(timeout=10)

@@ -211,7 +211,10 @@ async def test_app_home_lists_the_members_open_questions_and_digests(bot, clock)
     assert published[user_id("bob")]["blocks"][1]["text"]["text"].startswith("*Staff*: 1 open conversation.")
     alice = " ".join(block["text"]["text"] for block in published[user_id("alice")]["blocks"])
     assert "Your open questions" in alice and "Is &lt;b&gt;salt&lt;/b&gt; bad?" in alice and "waiting" in alice
-    assert "*Your digests* (1)\n\u2022 `race-tips` Race tips: every mon at 08:00 Europe/Paris" in alice
+    assert "*Your digests* (1)" in alice
+    [race_tips] = [block for block in published[user_id("alice")]["blocks"] if "accessory" in block]
+    assert race_tips["text"]["text"] == "`race-tips` Race tips: every mon at 08:00 Europe/Paris"
+    assert (race_tips["accessory"]["text"]["text"], race_tips["accessory"]["value"]) == ("Unsubscribe", "race-tips")
     mallory = " ".join(block["text"]["text"] for block in published[user_id("mallory")]["blocks"])
     assert "members of Peak Club" in mallory
 
