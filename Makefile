@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -q
 
-.PHONY: install run demo test bench-relay clean
+.PHONY: install run demo test bench-relay bench-fanout clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(STAMP)  ## run the whole suite (SQLite and a throw-away PostgreSQL)
 
 bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
 	$(BIN)/python -m bench.relay
+
+bench-fanout: $(STAMP)  ## digest fan-out under a rate limit; planning a million subscriptions
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) *.egg-info concierge.db concierge.db-wal concierge.db-shm
