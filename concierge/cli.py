@@ -56,6 +56,26 @@ def demo() -> None:
     importlib.import_module("adapters.local.demo").main()
 
 
+@app.command()
+def doctor() -> None:
+    """Check each configured platform's setup (tokens, scopes, channels); exit 1 on a problem."""
+    settings = Settings()
+    problems: list[str] = []
+    checked = []
+    for name in adapter_names():
+        if importlib.util.find_spec(f"adapters.{name}.cli") is None or not load_adapter(name).is_configured():
+            continue
+        check = getattr(importlib.import_module(f"adapters.{name}.cli"), "doctor", None)
+        if check is not None:
+            checked.append(name)
+            problems += [f"{name}: {problem}" for problem in check(settings)]
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"all configured platforms look right ({', '.join(checked) or 'none configured'})")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the alembic migrations to the configured database."""

@@ -56,3 +56,13 @@ def test_no_tokens_means_the_local_playground(tmp_path):
                        env={"CONCIERGE_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"})
     assert result.returncode == 0, result.stderr
     assert "local playground" in result.stdout
+
+
+def test_doctor_checks_each_configured_platform(tmp_path):
+    clean = concierge("doctor", cwd=tmp_path)
+    assert clean.returncode == 0 and "none configured" in clean.stdout, clean.stderr
+    broken = concierge("doctor", cwd=tmp_path, env={
+        "SLACK_BOT_TOKEN": "xoxb-not-a-real-token", "SLACK_APP_TOKEN": "xapp-not-real",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/"})  # nothing listens on the discard port
+    assert broken.returncode == 1
+    assert broken.stdout.startswith("slack: ") and "xoxb-not-a-real-token" not in broken.stdout + broken.stderr
