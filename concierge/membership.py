@@ -135,3 +135,8 @@ def known_specialties(session: Session) -> list[str]:
     for specialties in session.exec(select(Expert.specialties).where(Expert.active)).all():
         found.update(part for part in specialties.split(",") if part)
     return sorted(found)
+
+
+def tier_names(session: Session) -> list[str]:
+    """Names of the tiers, sorted (offered when completing a tier)."""
+    return sorted(session.exec(select(Tier.name)).all())

@@ -4,6 +4,9 @@ It records every request (method, path, JSON body), keeps the channels, threads 
 was asked to create, answers with payloads shaped like Discord's, and queues the gateway events
 Discord would send back (a new thread's THREAD_CREATE) for the test to feed to the bot. Tests
 can make the next matching requests fail (429 with retry_after, 403 with code 50007, 503...).
+
+It also serves a minimal gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeat
+acks, then pushed events) so one test can run the bot exactly as `concierge run` does.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class FakeDiscord:
         self.staff_channel_id = self.new_id()
         self.application_flags = MESSAGE_CONTENT_FLAG
         self.bot_role_permissions = BOT_ROLE_PERMISSIONS
-        self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.commands: list[dict[str, Any]] = []  # the application's global commands
         self.calls: list[Call] = []
         self.users: dict[int, dict[str, Any]] = {self.application_id: self.bot}
         self.channels: dict[int, dict[str, Any]] = {self.staff_channel_id: self.text_channel_payload()}
@@ -101,11 +104,16 @@ class FakeDiscord:
         self._failures: list[Failure] = []
         self._runner: web.AppRunner | None = None
         self.base = ""
+        self.gateway_url = ""
+        self.identify: dict[str, Any] | None = None  # what the bot sent when it connected
+        self.connected = asyncio.Event()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._sequence = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Awaitable[web.Response]]]] = [
             ("GET", r"/users/@me", self._get_me),
             ("GET", r"/oauth2/applications/@me", self._get_application),
-            ("GET", r"/applications/(\d+)/guilds/(\d+)/commands", self._get_commands),
-            ("PUT", r"/applications/(\d+)/guilds/(\d+)/commands", self._put_commands),
+            ("GET", r"/applications/(\d+)/commands", self._get_commands),
+            ("PUT", r"/applications/(\d+)/commands", self._put_commands),
             ("POST", r"/channels/(\d+)/messages", self._post_message),
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("DELETE", r"/channels/(\d+)/messages/(\d+)", self._delete_message),
@@ -118,6 +126,7 @@ class FakeDiscord:
             ("GET", r"/guilds/(\d+)", self._get_guild),
             ("GET", r"/guilds/(\d+)/channels", self._get_guild_channels),
             ("GET", r"/guilds/(\d+)/members/(\d+)", self._get_member),
+            ("GET", r"/gateway/bot", self._get_gateway),
         ]
 
     # Lifecycle.
@@ -125,15 +134,19 @@ class FakeDiscord:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
+        app.router.add_get("/gateway/", self._gateway)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.base = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway/"
         return self.base
 
     async def stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -191,6 +204,15 @@ class FakeDiscord:
     def staff_threads(self) -> list[int]:
         return [thread_id for thread_id, thread in self.threads.items()
                 if int(thread.payload["parent_id"]) == self.staff_channel_id]
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """An event Discord sends the bot: pushed on connected websockets, else queued for the test."""
+        if not self._sockets:
+            self.gateway_events.append((event, data))
+            return
+        frame = {"op": 0, "t": event, "s": next(self._sequence), "d": data}
+        for socket in self._sockets:
+            asyncio.ensure_future(socket.send_json(frame))
 
     def take_gateway_events(self) -> list[tuple[str, dict[str, Any]]]:
         events, self.gateway_events = self.gateway_events, []
@@ -283,17 +305,14 @@ class FakeDiscord:
             "interactions_endpoint_url": None,
         })
 
-    async def _get_commands(self, payload, request, application_id, guild_id) -> web.Response:
-        return _json(self.guild_commands.get(guild_id, []))
+    async def _get_commands(self, payload, request, application_id) -> web.Response:
+        return _json(self.commands)
 
-    async def _put_commands(self, payload, request, application_id, guild_id) -> web.Response:
-        stored = []
-        for command in payload:
-            stored.append({**command, "id": str(self.new_id()), "application_id": str(application_id),
-                           "guild_id": str(guild_id), "version": str(self.new_id()),
-                           "default_member_permissions": None, "nsfw": False})
-        self.guild_commands[guild_id] = stored
-        return _json(stored)
+    async def _put_commands(self, payload, request, application_id) -> web.Response:
+        self.commands = [{**command, "id": str(self.new_id()), "application_id": str(application_id),
+                          "version": str(self.new_id()), "default_member_permissions": None, "nsfw": False}
+                         for command in payload]
+        return _json(self.commands)
 
     async def _post_message(self, payload, request, channel_id) -> web.Response:
         if channel_id in self.threads and self.threads[channel_id].archived:
@@ -326,7 +345,7 @@ class FakeDiscord:
         # Discord gives a thread started from a message the message's id.
         thread = self.thread_payload(message_id, channel_id, payload["name"], payload["auto_archive_duration"])
         self.threads[message_id] = Thread(thread)
-        self.gateway_events.append(("THREAD_CREATE", {**thread, "newly_created": True}))
+        self.emit("THREAD_CREATE", {**thread, "newly_created": True})
         return _json(thread, status=201)
 
     async def _get_channel(self, payload, request, channel_id) -> web.Response:
@@ -343,7 +362,7 @@ class FakeDiscord:
         if payload.get("archived") is False:
             thread.archived = False
             thread.payload["thread_metadata"]["archived"] = False
-            self.gateway_events.append(("THREAD_UPDATE", dict(thread.payload)))
+            self.emit("THREAD_UPDATE", dict(thread.payload))
         return _json(thread.payload)
 
     async def _open_dm(self, payload, request) -> web.Response:
@@ -380,6 +399,36 @@ class FakeDiscord:
 
     async def _get_guild_channels(self, payload, request, guild_id) -> web.Response:
         return _json([self.channels[self.staff_channel_id]])
+
+    async def _get_gateway(self, payload, request) -> web.Response:
+        return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
+            "total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}})
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """HELLO; on IDENTIFY, READY and the guild; heartbeats acknowledged."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"op": 10, "d": {"heartbeat_interval": 45_000}})
+        async for frame in socket:
+            message = json.loads(frame.data)
+            if message["op"] == 1:
+                await socket.send_json({"op": 11})
+            elif message["op"] == 2:
+                self.identify = message["d"]
+                if message["d"].get("token") != self.token:
+                    await socket.close(code=4004, message=b"Authentication failed.")
+                    break
+                await socket.send_json({"op": 0, "t": "READY", "s": next(self._sequence), "d": {
+                    "v": 10, "user": self.bot, "session_id": "fake-session", "resume_gateway_url": self.gateway_url,
+                    "guilds": [{"id": str(self.guild_id), "unavailable": True}], "private_channels": [],
+                    "application": {"id": str(self.application_id), "flags": self.application_flags}}})
+                await socket.send_json({"op": 0, "t": "GUILD_CREATE", "s": next(self._sequence),
+                                        "d": self.guild_payload()})
+                self._sockets.append(socket)
+                self.connected.set()
+        if socket in self._sockets:
+            self._sockets.remove(socket)
+        return socket
 
     async def _get_member(self, payload, request, guild_id, user_id) -> web.Response:
         if user_id not in self.users:

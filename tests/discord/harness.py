@@ -17,8 +17,9 @@ from discord import app_commands
 
 from adapters.discord.bot import ConciergeBot, create_bot
 from adapters.discord.settings import DiscordSettings
-from adapters.discord.slash import ROOT
+from adapters.discord.slash import ROOT, build_group
 from concierge.command_set import REGISTRY
+from concierge.commands import CommandRegistry
 from concierge.settings import Settings
 from tests.discord.fake_discord import EVERYTHING, FakeDiscord, member_payload
 
@@ -28,6 +29,10 @@ OPTION_TYPES = {
     discord.AppCommandOptionType.integer: 4,
     discord.AppCommandOptionType.string: 3,
 }
+
+
+async def _not_invoked(interaction, tokens) -> None:  # noqa: ANN001
+    raise AssertionError("this group only describes the commands")
 
 
 async def quiesce(timeout: float = 10.0) -> None:
@@ -52,8 +57,10 @@ async def quiesce(timeout: float = 10.0) -> None:
 class DiscordWorld:
     """One guild with a staff channel on the fake, and the bot connected to it."""
 
-    def __init__(self, fake: FakeDiscord, settings: Settings, clock, **discord_overrides: Any) -> None:  # noqa: ANN001
+    def __init__(self, fake: FakeDiscord, settings: Settings, clock, registry: CommandRegistry | None = None,  # noqa: ANN001
+                 **discord_overrides: Any) -> None:
         self.fake = fake
+        self.registry = registry or REGISTRY
         self.settings = settings
         self.clock = clock
         values = dict(token=fake.token, guild_id=fake.guild_id, dm_open_interval_s=0.0, sync_commands=True)
@@ -67,6 +74,7 @@ class DiscordWorld:
     async def start(self) -> ConciergeBot:
         """A new bot process: log in over HTTP, then receive the guild as the gateway sends it."""
         bot = create_bot(self.settings, self.discord_settings, clock=self.clock, run_outbox=False)
+        bot.runtime.concierge.registry = self.registry  # the commands the core answers (and the bot renders)
         await bot.login(self.fake.token)
         self.bot = bot
         self.gateway("GUILD_CREATE", self.fake.guild_payload())
@@ -158,7 +166,8 @@ class DiscordWorld:
             "id": str(interaction_id), "application_id": str(self.fake.application_id), "type": kind,
             "data": data, "token": f"tok{interaction_id}", "version": 1, "channel_id": channel["id"],
             "channel": channel, "locale": "en-US", "app_permissions": EVERYTHING, "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.fake.guild_id)}, "context": 0,
+            "authorizing_integration_owners": {"0": str(self.fake.guild_id)},
+            "context": 0 if channel.get("guild_id") else 1,  # in the server, or the DM with the bot
             "attachment_size_limit": 10 * 1024 * 1024,
         }
         if channel.get("guild_id"):
@@ -177,7 +186,10 @@ class DiscordWorld:
         Words that name no command of the bot's tree go out as a subcommand the bot does not
         know (as for commands synced by an older version); missing options stay missing.
         """
-        root = self.bot.tree.get_command(ROOT, guild=discord.Object(id=self.fake.guild_id))
+        if self.bot is not None:
+            root = self.bot.tree.get_command(ROOT)
+        else:  # the bot runs elsewhere (a test of `concierge run`): the same group, built here
+            root = build_group(_not_invoked, self.registry)
         node: Any = root
         names: list[str] = []
         while isinstance(node, app_commands.Group) and len(names) < len(words):
@@ -186,11 +198,13 @@ class DiscordWorld:
         rest = words[len(names):]
         leaf: list[dict[str, Any]] = []
         resolved: dict[str, dict[str, Any]] = {"users": {}, "members": {}}
-        registry_command, _ = REGISTRY.find(tuple(names))
+        registry_command, _ = self.registry.find(tuple(names))
         if isinstance(node, app_commands.Command) and registry_command is not None:
             for param in registry_command.params:
                 if not rest:
                     break
+                if param.option:
+                    continue  # named options: the tests add them to the payload themselves
                 value = " ".join(rest) if param.kind == "text" else rest[0]
                 rest = [] if param.kind == "text" else rest[1:]
                 option_type = OPTION_TYPES[node.get_parameter(param.name).type]
@@ -207,8 +221,7 @@ class DiscordWorld:
         options: list[dict[str, Any]] = leaf
         for depth, name in reversed(list(enumerate(names))):
             options = [{"type": 2 if depth < len(names) - 1 else 1, "name": name, "options": options}]
-        return {"id": str(self.fake.new_id()), "name": ROOT, "type": 1, "guild_id": str(self.fake.guild_id),
-                "options": options, "resolved": resolved}
+        return {"id": str(self.fake.new_id()), "name": ROOT, "type": 1, "options": options, "resolved": resolved}
 
     async def slash(self, name: str, text: str, *, thread_id: int | None = None) -> dict[str, Any]:
         """`name` runs `/concierge <text>` in the staff channel or a thread; returns the bot's answer."""

@@ -6,10 +6,12 @@ import discord
 import pytest
 from discord import app_commands
 
-from adapters.discord.slash import ROOT, build_group, local_payload
+from adapters.discord.slash import ROOT, _describe, build_group, local_payload
 from concierge.command_set import REGISTRY
 from concierge.commands import Command, CommandRegistry, Param
+from concierge.inbound import Reply
 from concierge.people import Role
+from concierge.platform import Button, Card
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import DiscordWorld, custom_ids
@@ -31,12 +33,15 @@ def assert_matches_registry(group: app_commands.Group, registry: CommandRegistry
             node = node.get_command(word) if isinstance(node, app_commands.Group) else None
             assert node is not None, f"`{command.name}` has no Discord counterpart"
         assert isinstance(node, app_commands.Command), command.name
-        assert node.description == command.help
-        assert [param.name for param in node.parameters] == [param.name for param in command.params]
+        assert node.description == _describe(command.help)
+        # Discord lists required options first; within each kind the registry's order holds.
+        optional = [param for param in command.params if param.optional or param.option]
+        expected = [param.name for param in command.params if param not in optional] + [p.name for p in optional]
+        assert [param.name for param in node.parameters] == expected, command.name
         for param in command.params:
             option = node.get_parameter(param.name)
             assert option.type == OPTION_TYPE.get(param.kind, discord.AppCommandOptionType.string), param
-            assert option.required == (not param.optional), param
+            assert option.required == (param not in optional), param
             assert option.description
     rendered = {tuple(command.qualified_name.split()[1:]) for command in group.walk_commands()
                 if isinstance(command, app_commands.Command)}
@@ -48,8 +53,9 @@ def test_the_command_group_renders_every_registry_command():
 
 
 def test_a_new_registry_command_gets_its_discord_counterpart():
-    extra = Command(("digest", "subscribe"), (Param("topic", help="what about"), Param("hour", "int", optional=True)),
-                    Role.MEMBER, "receive a digest", lambda session, inv, args: "ok")
+    extra = Command(("tips", "send"), (Param("cadence", option=True), Param("topic", help="what about"),
+                                       Param("hour", "int", optional=True)),
+                    Role.MEMBER, "receive tips " + "and more " * 20, lambda session, inv, args: "ok")
     registry = CommandRegistry([*REGISTRY, extra])
     assert_matches_registry(build_group(_ignore, registry), registry)
 
@@ -60,21 +66,83 @@ def test_a_command_discord_cannot_nest_fails_loudly():
         build_group(_ignore, CommandRegistry([*REGISTRY, deep]))
 
 
-async def test_the_bot_registers_and_syncs_the_group_for_its_guild(world):
-    group = world.bot.tree.get_command(ROOT, guild=discord.Object(id=world.fake.guild_id))
+async def test_the_bot_registers_the_group_for_the_server_and_dms_and_syncs_it(world):
+    group = world.bot.tree.get_command(ROOT)
     assert_matches_registry(group, REGISTRY)
-    pushed = world.fake.guild_commands[world.fake.guild_id]
-    assert [command["name"] for command in pushed] == [ROOT]
-    assert pushed[0]["options"] == local_payload(world.bot.tree, world.fake.guild_id)[0]["options"]
+    assert group.allowed_contexts.guild and group.allowed_contexts.dm_channel
+    [pushed] = world.fake.commands
+    assert pushed["name"] == ROOT and sorted(pushed["contexts"]) == [0, 1]
+    assert pushed["options"] == local_payload(world.bot.tree)[0]["options"]
 
 
 async def test_a_restart_syncs_only_when_the_commands_changed(world):
-    puts = r"/applications/\d+/guilds/\d+/commands"
+    puts = r"/applications/\d+/commands"
     await world.restart()
     assert len(world.fake.calls_to("PUT", puts)) == 1, "unchanged commands are not pushed again"
-    world.fake.guild_commands[world.fake.guild_id][0]["options"].pop()  # as synced by an older version
+    world.fake.commands[0]["options"].pop()  # as synced by an older version
     await world.restart()
     assert len(world.fake.calls_to("PUT", puts)) == 2
+
+
+async def test_a_member_runs_commands_in_their_dm_with_the_bot(world):
+    await world.slash("admin", f"member add <@{world.user_id('alice')}> premium alice")
+    dm = world.fake.channels[world.dm_channel("alice")]
+    payload = world.interaction("alice", 2, world.command_data(["help"]), dm)
+    world.gateway("INTERACTION_CREATE", payload)
+    answer = await world.fake.answer_to(int(payload["id"]))
+    assert is_private(answer) and "`/concierge help [command]`" in answer_text(answer)
+    assert "member add" not in answer_text(answer), "a member sees the member commands only"
+
+
+async def test_an_option_given_by_name_reaches_the_core_as_such(fake, database_url, clock):
+    seen: list[dict] = []
+
+    def record(session, invocation, args) -> str:  # noqa: ANN001
+        seen.append(args)
+        return "noted"
+
+    extra = Command(("note",), (Param("text", "text"), Param("tag", option=True)), Role.GUEST, "take a note", record)
+    world = await started_world(fake, database_url, clock, CommandRegistry([*REGISTRY, extra]))
+    try:
+        data = world.command_data(["note", "drink", "more", "water"])
+        data["options"][0]["options"].insert(0, {"type": 3, "name": "tag", "value": "hydration"})
+        payload = world.interaction("admin", 2, data, world.channel_payload())
+        world.gateway("INTERACTION_CREATE", payload)
+        assert answer_text(await fake.answer_to(int(payload["id"]))) == "noted"
+        assert seen == [{"text": "drink more water", "tag": "hydration"}]
+    finally:
+        await world.stop()
+
+
+async def test_an_answer_with_a_card_shows_its_buttons_privately_and_they_work(fake, database_url, clock):
+    menu = Command(("menu",), (), Role.GUEST, "what you can do",
+                   lambda session, inv, args: Reply("Pick one", card=Card("Menu", buttons=(
+                       Button("Help", "help", "", "primary"),))))
+    world = await started_world(fake, database_url, clock, CommandRegistry([*REGISTRY, menu]))
+    try:
+        answer = await world.slash("admin", "menu")
+        assert is_private(answer) and answer_text(answer) == "Pick one"
+        assert answer["data"]["embeds"][0]["title"] == "Menu"
+        [row] = answer["data"]["components"]
+        [button] = row["components"]
+        assert button["custom_id"] == "concierge:help:"
+        # The private message's button reaches the core like a card's.
+        message = fake.message_payload(fake.staff_channel_id, fake.bot, "Pick one", components=[row])
+        message["flags"] = 64
+        payload = world.interaction("admin", 3, {"custom_id": button["custom_id"], "component_type": 2},
+                                    world.channel_payload(), message)
+        world.gateway("INTERACTION_CREATE", payload)
+        assert answer_text(await fake.answer_to(int(payload["id"]))).startswith("`/concierge help [command]`")
+    finally:
+        await world.stop()
+
+
+async def started_world(fake, database_url, clock, registry: CommandRegistry, **overrides) -> DiscordWorld:  # noqa: ANN001
+    admin, settings = discord_settings_for(fake, database_url)
+    world = DiscordWorld(fake, settings, clock, registry=registry, **overrides)
+    world.people["admin"] = admin
+    await world.start()
+    return world
 
 
 async def test_a_user_option_reaches_the_core_as_the_users_id(world):
@@ -113,10 +181,7 @@ async def test_options_are_autocompleted_from_known_tiers(world):
 
 
 async def test_a_slow_answer_is_deferred_then_sent_as_a_private_follow_up(fake, database_url, clock):
-    admin, settings = discord_settings_for(fake, database_url)
-    world = DiscordWorld(fake, settings, clock, interaction_defer_after_s=1e-6)
-    world.people["admin"] = admin
-    await world.start()
+    world = await started_world(fake, database_url, clock, REGISTRY, interaction_defer_after_s=1e-6)
     try:
         payload = world.interaction("admin", 2, world.command_data(["member", "list"]), world.channel_payload())
         world.gateway("INTERACTION_CREATE", payload)

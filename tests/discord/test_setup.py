@@ -104,7 +104,7 @@ async def test_doctor_names_each_problem_and_its_fix(world):
     fake = world.fake
     fake.application_flags = 0
     fake.bot_role_permissions &= ~(1 << 35)  # no create_public_threads
-    fake.guild_commands.clear()
+    fake.commands.clear()
     problems = await find_problems(world.settings, world.discord_settings)
     assert len(problems) == 3, problems
     assert "Message Content Intent is off" in problems[0]

@@ -1,0 +1,19 @@
+"""The Discord adapter: member DMs to staff-channel threads, `/concierge` app commands, card buttons."""
+
+from __future__ import annotations
+
+
+def is_configured() -> bool:
+    """Whether a Discord bot token is set (environment or .env); imports no SDK."""
+    from adapters.discord.settings import DiscordSettings
+
+    return DiscordSettings().configured()
+
+
+async def run(settings, http: bool = False) -> None:  # noqa: ANN001 - concierge.settings.Settings
+    """Connect to the Discord gateway and relay until stopped (Discord has no HTTP events mode)."""
+    if http:
+        raise SystemExit("--http is for Slack; the Discord bot always connects through the gateway.")
+    from adapters.discord.bot import serve
+
+    await serve(settings)

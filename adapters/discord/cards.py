@@ -1,0 +1,82 @@
+"""Cards as Discord embeds with buttons whose custom ids keep working after a restart."""
+
+from __future__ import annotations
+
+import discord
+
+from concierge.inbound import ButtonPressed
+from concierge.platform import Card
+
+# A button's custom id carries the core's action and value, so any process can handle a press on
+# any card ever sent: no per-message view has to be registered again after a restart.
+CUSTOM_ID = "concierge:{action}:{value}"
+TEMPLATE = r"concierge:(?P<action>[a-z][a-z0-9_-]{0,30}):(?P<value>[^\s]{0,55})"
+
+STYLES = {
+    "": discord.ButtonStyle.secondary,
+    "primary": discord.ButtonStyle.primary,
+    "danger": discord.ButtonStyle.danger,
+}
+
+# Discord's embed and component limits.
+TITLE_CHARS = 256
+FIELD_NAME_CHARS = 256
+FIELD_VALUE_CHARS = 1024
+MAX_FIELDS = 25
+EMBED_CHARS = 6000  # all text of an embed together
+LABEL_CHARS = 80
+MAX_BUTTONS = 25
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def card_embed(card: Card) -> discord.Embed:
+    """The card's title and fields as an embed (buttons go in the view)."""
+    embed = discord.Embed(title=_clip(card.title, TITLE_CHARS))
+    for name, value in card.fields[:MAX_FIELDS]:
+        name, value = _clip(name or "-", FIELD_NAME_CHARS), _clip(value or "-", FIELD_VALUE_CHARS)
+        if len(embed) + len(name) + len(value) > EMBED_CHARS:
+            break
+        embed.add_field(name=name, value=value)
+    return embed
+
+
+class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
+    """A card button; pressing it hands `ButtonPressed(action, value)` to the core."""
+
+    def __init__(self, action: str, value: str = "", *, label: str = "",
+                 style: str | discord.ButtonStyle = "") -> None:
+        if not isinstance(style, discord.ButtonStyle):
+            style = STYLES.get(style, discord.ButtonStyle.secondary)
+        super().__init__(
+            discord.ui.Button(
+                label=_clip(label or action, LABEL_CHARS),
+                style=style,
+                custom_id=CUSTOM_ID.format(action=action, value=value),
+            )
+        )
+        self.action = action
+        self.value = value
+
+    @classmethod
+    async def from_custom_id(  # noqa: D102 - discord.py's hook
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match
+    ) -> "CardButton":
+        return cls(match["action"], match["value"], label=item.label or "", style=item.style)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        from adapters.discord.interactions import address_of, answer  # it renders cards: imported late
+
+        await answer(interaction, ButtonPressed(str(interaction.id), address_of(interaction), self.action, self.value))
+
+
+def card_view(card: Card) -> discord.ui.View | None:
+    """The card's buttons as a persistent view, or None when it has none."""
+    if not card.buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in card.buttons[:MAX_BUTTONS]:
+        view.add_item(CardButton(button.action, button.value, label=button.label, style=button.style))
+    return view

@@ -1,0 +1,108 @@
+"""Answering slash commands and button presses: hand the event to the core, reply privately in time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+
+from adapters.discord.cards import card_embed, card_view
+from adapters.discord.limits import split_message
+from concierge.commands import CommandRegistry
+from concierge.inbound import Inbound
+from concierge.platform import Address, Card
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+REPLY_CHARS = 2000
+ALREADY_HANDLED = "Already done."
+FAILED = "Sorry, something went wrong on our side and nothing was changed. Please try again."
+
+
+def address_of(interaction: discord.Interaction) -> Address:
+    """Where an interaction ran: a thread of a channel, a channel, or a DM; and who ran it."""
+    channel = interaction.channel
+    user = str(interaction.user.id)
+    workspace = str(interaction.guild_id or "")
+    if isinstance(channel, discord.Thread):
+        return Address("discord", str(channel.parent_id), user, str(channel.id), workspace)
+    channel_id = str(interaction.channel_id or "")
+    message = interaction.message
+    if message is not None and interaction.guild_id and not message.flags.ephemeral:
+        # A button on a staff card: the card opened a thread that shares the card's id.
+        return Address("discord", channel_id, user, str(message.id), workspace)
+    return Address("discord", channel_id, user, "", workspace)
+
+
+def _parts(text: str) -> list[str]:
+    return split_message(text, REPLY_CHARS) or ["(no answer)"]
+
+
+async def answer(interaction: discord.Interaction, event: Inbound) -> None:
+    """Give `event` to the core and answer the person privately with the core's reply.
+
+    Discord wants a first answer within 3 seconds: when the core has not replied by
+    `interaction_defer_after_s`, the answer is deferred ("thinking...") and sent as a follow-up.
+    """
+    client: Any = interaction.client
+    work = asyncio.ensure_future(client.concierge.handle(event))
+    done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
+    if not done:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+    card = None
+    try:
+        reply = await work
+        text = reply.text if reply is not None else ALREADY_HANDLED
+        card = getattr(reply, "card", None)
+    except Exception:
+        log.exception("the core failed on %s", type(event).__name__)
+        text = FAILED
+    await send_private(interaction, text, card)
+
+
+async def send_private(interaction: discord.Interaction, text: str, card: Card | None = None) -> None:
+    """An ephemeral answer (split when long, the card's embed and buttons on the last part).
+
+    Sent as the interaction's response, or as follow-ups once the response was a defer.
+    """
+    parts = _parts(text)
+    for index, part in enumerate(parts):
+        extra: dict[str, Any] = {}
+        if card is not None and index == len(parts) - 1:
+            extra["embed"] = card_embed(card)
+            view = card_view(card)
+            if view is not None:
+                # Finished before sending, so discord.py does not keep it: the buttons are matched
+                # by their custom ids, and dropping a kept view would drop that matching too.
+                view.stop()
+                extra["view"] = view
+        if not interaction.response.is_done():
+            await interaction.response.send_message(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
+        else:
+            await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
+
+
+def raw_tokens(data: dict[str, Any], root: str, registry: CommandRegistry) -> tuple[str, ...]:
+    """The words of a slash command as Discord sent it: subcommand names, then option values.
+
+    Used when the command does not match the tree this process built (commands synced by an
+    older version, missing options): the core's parser then names the problem and the usage.
+    Values go in the registry's parameter order; `--name` options are written as such.
+    """
+    words: list[str] = [] if data.get("name") == root else [str(data.get("name", ""))]
+    options = data.get("options") or []
+    while options and options[0].get("type") in (1, 2):  # subcommand group, subcommand
+        words.append(str(options[0]["name"]))
+        options = options[0].get("options") or []
+    command, _ = registry.find(tuple(words)) if words else (None, ())
+    params = {param.name: (index, param) for index, param in enumerate(command.params)} if command else {}
+    given = sorted(options, key=lambda option: params.get(option.get("name"), (len(params), None))[0])
+    values = []
+    for option in given:
+        value = str(option.get("value", ""))
+        param = params.get(option.get("name"), (0, None))[1]
+        values.append(f"--{param.name}={value}" if param is not None and param.option else value)
+    return tuple(token for token in (*words, *values) if token)

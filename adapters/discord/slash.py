@@ -1,0 +1,197 @@
+"""The `/concierge` app-command group, built from the core's command registry, and its syncing."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Awaitable, Callable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from adapters.discord.interactions import address_of, answer, raw_tokens, send_private
+from concierge.command_set import REGISTRY
+from concierge.commands import Command, CommandRegistry, Param
+from concierge.inbound import CommandInvoked
+from concierge.membership import known_specialties, tier_names
+
+log = logging.getLogger(__name__)
+
+ROOT = "concierge"
+DESCRIPTION_CHARS = 100
+MAX_CHOICES = 25
+
+# Param.kind -> the annotation discord.py turns into an option type.
+OPTION_TYPES: dict[str, type] = {"user": discord.User, "int": int, "word": str, "list": str, "text": str}
+SUGGESTED = {"tier", "specialties"}  # options autocompleted with the values the database knows
+
+Invoke = Callable[[discord.Interaction, tuple[str, ...]], Awaitable[None]]
+Suggest = Callable[[discord.Interaction, str, str], Awaitable[list[str]]]
+
+
+def _describe(text: str) -> str:
+    text = text.strip() or "-"
+    return text if len(text) <= DESCRIPTION_CHARS else text[: DESCRIPTION_CHARS - 1] + "…"
+
+
+def tokens_for(command: Command, options: dict[str, Any]) -> tuple[str, ...]:
+    """The core's tokens for a command run with typed options (a user becomes their id)."""
+    tokens = list(command.path)
+    for param in command.params:
+        value = options.get(param.name)
+        if value is None:
+            continue
+        if isinstance(value, (discord.User, discord.Member)):
+            value = value.id
+        tokens.append(f"--{param.name}={value}" if param.option else str(value))
+    return tuple(tokens)
+
+
+def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None) -> app_commands.Command:
+    async def callback(interaction: discord.Interaction, **options: Any) -> None:
+        await invoke(interaction, tokens_for(command, options))
+
+    # discord.py reads the options from the callback's signature: build one from the registry.
+    parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    annotation=discord.Interaction)]
+    for param in command.params:
+        parameters.append(inspect.Parameter(
+            param.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=OPTION_TYPES.get(param.kind, str),
+            default=None if param.optional or param.option else inspect.Parameter.empty,
+        ))
+    callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    callback.__discord_app_commands_param_description__ = {  # type: ignore[attr-defined]
+        param.name: _describe(param.help or _default_help(param)) for param in command.params
+    }
+    app_command = app_commands.Command(name=command.path[-1], description=_describe(command.help), callback=callback)
+    for param in command.params:
+        if param.name in SUGGESTED:
+            app_command.autocomplete(param.name)(_autocomplete(param, suggest))
+    return app_command
+
+
+def _default_help(param: Param) -> str:
+    return {"list": f"{param.name}, comma-separated", "int": f"{param.name} (a number)"}.get(param.kind, param.name)
+
+
+def _autocomplete(param: Param, suggest: Suggest | None):  # noqa: ANN202
+    async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        if suggest is None:
+            return []
+        head, _, last = current.rpartition(",") if param.kind == "list" else ("", "", current)
+        prefix = f"{head}," if head else ""
+        known = await suggest(interaction, param.name, last.strip().lower())
+        return [app_commands.Choice(name=f"{prefix}{value}", value=f"{prefix}{value}") for value in known][:MAX_CHOICES]
+
+    return complete
+
+
+def build_group(invoke: Invoke, registry: CommandRegistry = REGISTRY, suggest: Suggest | None = None) -> app_commands.Group:
+    """`/concierge` with one subcommand per registry command; two-word paths become subgroups."""
+    root = app_commands.Group(
+        name=ROOT,
+        description="Concierge: members, experts, conversations and digests",
+        # One global registration, usable in the server and in a member's DM with the bot.
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True),
+        allowed_installs=app_commands.AppInstallationType(guild=True),
+    )
+    subgroups: dict[str, app_commands.Group] = {}
+    for command in registry:
+        if len(command.path) > 2:
+            raise ValueError(f"Discord nests commands two deep at most: {command.name!r} cannot be rendered")
+        parent = root
+        if len(command.path) == 2:
+            word = command.path[0]
+            parent = subgroups.get(word)
+            if parent is None:
+                parent = subgroups[word] = app_commands.Group(name=word, description=_describe(f"{word} commands"))
+                root.add_command(parent)
+        parent.add_command(_app_command(command, invoke, suggest))
+    return root
+
+
+class ConciergeTree(app_commands.CommandTree):
+    """A command tree that lets the core answer commands it cannot match itself.
+
+    A stale command (synced by an older version) or one missing options reaches the core's parser
+    as plain words, so the person gets the core's own "unknown command" or usage answer.
+    """
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch,
+                              app_commands.TransformerError)):
+            registry = getattr(getattr(interaction.client, "runtime", None), "concierge", None)
+            tokens = raw_tokens(interaction.data or {}, ROOT, registry.registry if registry else REGISTRY)
+            await answer(interaction, CommandInvoked(str(interaction.id), address_of(interaction), tokens))
+            return
+        log.error("/%s failed", ROOT, exc_info=error)
+        if not interaction.response.is_done():
+            await send_private(interaction, "Sorry, that command failed on our side. Nothing was changed.")
+
+
+def _shape(commands_payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What matters of a command payload when comparing ours with Discord's."""
+
+    def option(data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": data.get("type", 1),
+            "name": data["name"],
+            "description": data.get("description", ""),
+            "required": bool(data.get("required", False)),
+            "autocomplete": bool(data.get("autocomplete", False)),
+            "options": [option(child) for child in data.get("options") or []],
+        }
+
+    def command(data: dict[str, Any]) -> dict[str, Any]:
+        return {**option(data), "contexts": sorted(data.get("contexts") or []),
+                "integration_types": sorted(data.get("integration_types") or [])}
+
+    return sorted((command(data) for data in commands_payload), key=lambda item: item["name"])
+
+
+def local_payload(tree: app_commands.CommandTree) -> list[dict[str, Any]]:
+    """The global commands this tree defines, as Discord receives them."""
+    return [command.to_dict(tree) for command in tree.get_commands()]
+
+
+async def commands_in_sync(tree: app_commands.CommandTree, http, application_id: int) -> bool:  # noqa: ANN001
+    """Whether the application's commands on Discord are the ones this tree defines."""
+    remote = await http.get_global_commands(application_id)
+    return _shape(remote) == _shape(local_payload(tree))
+
+
+class SlashCog(commands.Cog):
+    """Registers `/concierge` and turns each invocation into `CommandInvoked` for the core."""
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+        self.group = build_group(self.invoke, bot.concierge.registry, suggest=self.suggest)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.group, override=True)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(ROOT)
+
+    async def invoke(self, interaction: discord.Interaction, tokens: tuple[str, ...]) -> None:
+        await answer(interaction, CommandInvoked(str(interaction.id), address_of(interaction), tokens))
+
+    async def suggest(self, interaction: discord.Interaction, option: str, prefix: str) -> list[str]:
+        def known(session) -> list[str]:  # noqa: ANN001
+            if option == "tier":
+                return tier_names(session)
+            return known_specialties(session)
+
+        values = await self.bot.runtime.db.run(known)
+        return [value for value in values if value.lower().startswith(prefix)]
+
+    async def sync_if_changed(self) -> bool:
+        """Push the commands to Discord when its copy differs; True when it synced."""
+        if await commands_in_sync(self.bot.tree, self.bot.http, self.bot.application_id):
+            return False
+        await self.bot.tree.sync()
+        log.info("synced /%s", ROOT)
+        return True
