@@ -263,7 +263,7 @@ class OutboxDispatcher:
         # Digest sends per platform go through a limiter (set by the scheduler: an object with an
         # async `acquire()`), and pause for the platform's Retry-After when it says "slow down".
         self.limiters: dict[str, SendLimiter] = {}
-        self._paused_until: dict[str, float] = {}
+        self._paused_until: dict[str, datetime] = {}
         self._editions: dict[int, Outbound] = {}
 
     def hand_over(self, claimed: list[Claimed], waiting: set[int]) -> None:
@@ -389,9 +389,9 @@ class OutboxDispatcher:
         if platform is None:
             return Outcome(item, transient=f"platform {item.platform!r} is not running")
         if item.kind == DIGEST:
-            paused = self._paused_until.get(item.platform, 0.0) - time.monotonic()
-            if paused > 0:
-                return Outcome(item, retry_after=paused)
+            resume = self._paused_until.get(item.platform)
+            if resume is not None and resume > self.clock.now():
+                return Outcome(item, retry_after=(resume - self.clock.now()).total_seconds())
             limiter = self.limiters.get(item.platform)
             if limiter is not None:
                 await limiter.acquire()
@@ -413,7 +413,7 @@ class OutboxDispatcher:
             return Outcome(item, ref=await platform.send(item.address, item.message))
         except RateLimited as error:
             if item.kind == DIGEST:  # the rest of the fan-out waits too, instead of hammering
-                self._paused_until[item.platform] = time.monotonic() + error.retry_after
+                self._paused_until[item.platform] = self.clock.now() + timedelta(seconds=error.retry_after)
             return Outcome(item, retry_after=max(error.retry_after, 0.0))
         except Unreachable as error:
             return Outcome(item, permanent=str(error) or "unreachable")

@@ -222,3 +222,35 @@ async def test_the_audit_names_a_delivery_without_consent(desk, platform, runtim
     runtime.db.run_sync(forge)
     [problem] = consent_violations_of(runtime)
     assert "without consent in force" in problem and "member 1" in problem
+
+
+async def test_a_rate_limited_fan_out_pauses_the_whole_platform_then_resumes(desk, platform, runtime, clock, ticker):
+    from concierge.platform import RateLimited
+
+    await catalogue(desk)
+    for person in ("ann", "ben", "cat"):
+        await desk.command("admin", f"member add {person} premium")
+        await desk.command(person, "subscribe nutrition-tips --cadence daily --hour 10")
+    await desk.command("bob", "digest add nutrition-tips tip")
+    await desk.command("admin", "digest publish nutrition-tips")
+    clock.advance(3600)
+    attempts = []
+    original = platform.send
+
+    async def counting_send(address, message):
+        attempts.append(address.user)
+        return await original(address, message)
+
+    platform.send = counting_send
+    platform.fail_next(RateLimited(30))
+    await tick(ticker, desk)
+    assert attempts == ["ann"], "after the 429, the rest waited instead of hammering"
+    items = rows(runtime, OutboxItem, OutboxItem.edition_id.is_not(None))
+    assert [item.status for item in items] == ["pending"] * 3 and {item.attempts for item in items} == {0}
+    clock.advance(29)
+    await desk.settle()
+    assert len(attempts) == 1
+    clock.advance(1)
+    await desk.settle()
+    assert sorted(attempts[1:]) == ["ann", "ben", "cat"]
+    assert sorted(p for p in ("ann", "ben", "cat") if digest_dms(platform, p)) == ["ann", "ben", "cat"]
