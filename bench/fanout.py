@@ -167,13 +167,32 @@ def plan_naive(count: int, folder: Path) -> float:
     return elapsed
 
 
+def measured(part: str, count: int, folder: Path) -> tuple[float, float]:
+    """Run one planning part in a process of its own: (seconds, that process's peak memory in MB)."""
+    result = subprocess.run([sys.executable, "-m", "bench.fanout", "--part", part, "--count", str(count),
+                             "--folder", str(folder)], capture_output=True, text=True, check=True)
+    seconds, peak = result.stdout.split()
+    return float(seconds), float(peak)
+
+
+def part(name: str, count: int, folder: Path) -> None:
+    seconds = plan_ours(count, folder, f"{name}-{count}.db") if name == "ours" else plan_naive(count, folder)
+    print(f"{seconds:.3f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["ours", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--deliveries", type=int, default=20000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--plan", type=int, default=1_000_000)
     parser.add_argument("--compare", type=int, default=100_000)
     args = parser.parse_args()
+    if args.part:
+        part(args.part, args.count, args.folder)
+        return
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         started = time.perf_counter()
@@ -183,13 +202,13 @@ def main() -> None:
         print(f"deliver: sent={stats['accepted']} of {args.deliveries} in {span:.1f} s, "
               f"{achieved:.1f}/s at a limit of {args.rate:.0f}/s, 429s={stats['rejected_429']} "
               f"duplicates={stats['duplicates']} ({time.perf_counter() - started:.0f} s with set-up)", flush=True)
-        plan_1m = plan_ours(args.plan, folder, "plan.db")
-        print(f"plan: {args.plan} subscriptions in {plan_1m:.1f} s", flush=True)
-        ours = plan_ours(args.compare, folder, "ours.db")
-        naive = plan_naive(args.compare, folder)
-        print(f"compare at {args.compare}: ours {ours:.1f} s, one apscheduler job each {naive:.1f} s", flush=True)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak memory: {peak_mb:.0f} MB", flush=True)
+        plan_1m, peak_mb = measured("ours", args.plan, folder)
+        print(f"plan: {args.plan} subscriptions in {plan_1m:.1f} s, peak memory {peak_mb:.0f} MB "
+              "(set-up included)", flush=True)
+        ours, _ = measured("ours", args.compare, folder)
+        naive, naive_mb = measured("naive", args.compare, folder)
+        print(f"compare at {args.compare}: ours {ours:.1f} s, one apscheduler job each {naive:.1f} s "
+              f"(peak memory {naive_mb:.0f} MB)", flush=True)
     if stats["accepted"] != args.deliveries:
         print(f"warning: {args.deliveries - stats['accepted']} deliveries missing", flush=True)
     print(f"fanout: rate_ratio={achieved / args.rate:.3f} 429s={stats['rejected_429']} "
