@@ -26,6 +26,7 @@ FAN_OUT = textwrap.dedent("""
     from concierge.bootstrap import build_runtime
     from concierge.platform import MessageRef
     import scheduling
+    from sqlalchemy import text
     from tests.conftest import make_settings
 
     class RemotePlatform(LocalPlatform):
@@ -45,12 +46,20 @@ FAN_OUT = textwrap.dedent("""
             return MessageRef(address, "m")
 
     async def main():
-        settings = make_settings(sys.argv[1], digest_rate_per_s=300, digest_burst=10)
+        # A short lease: on PostgreSQL a dead worker's claims are taken over when it runs out.
+        settings = make_settings(sys.argv[1], digest_rate_per_s=300, digest_burst=10, outbox_lease_s=2)
         runtime = build_runtime(settings, {"local": RemotePlatform(sys.argv[2])})
         scheduler = scheduling.attach(runtime)
         await runtime.dispatcher.release_own_leases()
         await scheduler.tick()
         await runtime.dispatcher.drain()
+        for _ in range(100):  # until nothing is left unsent (claims of the dead worker included)
+            unsent = runtime.db.run_sync(lambda session: session.execute(text(
+                "SELECT count(*) FROM outboxitem WHERE status IN ('pending', 'sending', 'confirmed')")).scalar())
+            if not unsent:
+                break
+            await asyncio.sleep(0.2)
+            await runtime.dispatcher.drain()
         runtime.close()
 
     asyncio.run(main())
