@@ -105,14 +105,15 @@ class ConciergeBot(commands.Bot):
 
 
 class OutboxCog(commands.Cog):
-    """Owns the outbox dispatcher task for as long as the bot runs."""
+    """Owns the core's background work for as long as the bot runs: the outbox dispatcher and the
+    digest scheduler (its periodic tick and per-platform send limiter), as `run_background` starts them."""
 
     def __init__(self, bot: ConciergeBot) -> None:
         self.bot = bot
         self._task: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
-        self._task = asyncio.create_task(self.bot.runtime.dispatcher.run(), name="concierge-outbox")
+        self._task = asyncio.create_task(self.bot.runtime.run_background(), name="concierge-background")
 
     async def cog_unload(self) -> None:
         if self._task is not None:

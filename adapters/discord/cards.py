@@ -8,9 +8,11 @@ from concierge.inbound import ButtonPressed
 from concierge.platform import Card
 
 # A button's custom id carries the core's action and value, so any process can handle a press on
-# any card ever sent: no per-message view has to be registered again after a restart.
+# any card ever sent: no per-message view has to be registered again after a restart. Discord
+# allows 100 characters: the value may take what the shortest action leaves (a digest's name
+# has up to 63), and a press whose id the template does not match would fail for the person.
 CUSTOM_ID = "concierge:{action}:{value}"
-TEMPLATE = r"concierge:(?P<action>[a-z][a-z0-9_-]{0,30}):(?P<value>[^\s]{0,55})"
+TEMPLATE = r"concierge:(?P<action>[a-z][a-z0-9_-]{0,30}):(?P<value>[^\s]{0,88})"
 
 STYLES = {
     "": discord.ButtonStyle.secondary,
@@ -41,6 +43,18 @@ def card_embed(card: Card) -> discord.Embed:
             break
         embed.add_field(name=name, value=value)
     return embed
+
+
+def embed_for(card: Card, text: str) -> discord.Embed | None:
+    """The card's embed beside `text`, or None when it would only repeat the text's first line.
+
+    A digest's card is its title and an Unsubscribe button, and the text already opens with that
+    title: the message then carries the text and the button, without an embed saying it twice.
+    """
+    first_line = text.strip().split("\n", 1)[0].strip()
+    if not card.fields and card.title.strip() == first_line:
+        return None
+    return card_embed(card)
 
 
 class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):

@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord.cards import card_embed, card_view
+from adapters.discord.cards import card_view, embed_for
 from adapters.discord.limits import split_message
 from concierge.commands import CommandRegistry
 from concierge.inbound import Inbound
@@ -72,7 +72,9 @@ async def send_private(interaction: discord.Interaction, text: str, card: Card |
     for index, part in enumerate(parts):
         extra: dict[str, Any] = {}
         if card is not None and index == len(parts) - 1:
-            extra["embed"] = card_embed(card)
+            embed = embed_for(card, text)
+            if embed is not None:
+                extra["embed"] = embed
             view = card_view(card)
             if view is not None:
                 # Finished before sending, so discord.py does not keep it: the buttons are matched

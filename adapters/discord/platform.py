@@ -13,7 +13,7 @@ import aiohttp
 import discord
 from discord.http import handle_message_parameters
 
-from adapters.discord.cards import card_embed, card_view
+from adapters.discord.cards import card_view, embed_for
 from adapters.discord.limits import MAX_CONTENT, split_message
 from adapters.discord.settings import DiscordSettings
 from concierge.platform import (
@@ -238,7 +238,7 @@ class DiscordPlatform:
         in_thread = address.thread and address.thread != ref.message_id
         channel = address.thread if in_thread else address.channel
         text = message.text if len(message.text) <= MAX_CONTENT else message.text[: MAX_CONTENT - 1] + "…"
-        embed = card_embed(message.card) if message.card else None
+        embed = embed_for(message.card, message.text) if message.card else None
         view = card_view(message.card) if message.card else None
         params = handle_message_parameters(
             content=text or None, embed=embed, view=view, allowed_mentions=NO_MENTIONS
@@ -274,11 +274,12 @@ class DiscordPlatform:
         card = message.card if with_card else None
         if not content and card is None:
             content = "(empty message)"
+        embed = embed_for(card, message.text) if card else None
 
         async def post() -> dict:
             params = handle_message_parameters(
                 content=content or None,
-                embed=card_embed(card) if card else discord.utils.MISSING,
+                embed=embed if embed is not None else discord.utils.MISSING,
                 view=card_view(card) if card else discord.utils.MISSING,
                 allowed_mentions=NO_MENTIONS,
             )

@@ -10,6 +10,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 
 import adapters.discord as adapter
+import scheduling
 from adapters.discord.bot import intents
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_text, member_payload
@@ -39,9 +40,22 @@ async def test_concierge_run_relays_a_conversation_over_the_gateway(fake, gatewa
     admin, settings = discord_settings_for(fake, database_url)
     people = DiscordWorld(fake, settings, clock)  # builds payloads; the bot itself runs in `run`
     people.people["admin"] = admin
+    attached = []  # the digest scheduler the bot's background work starts
+
+    def attach(runtime):  # noqa: ANN001, ANN202
+        scheduler = attach.real(runtime)
+        attached.append((runtime, scheduler))
+        return scheduler
+
+    attach.real = scheduling.attach
+    monkeypatch.setattr(scheduling, "attach", attach)
     running = asyncio.create_task(adapter.run(settings))
     try:
         await asyncio.wait_for(fake.connected.wait(), 10)
+        await eventually(lambda: attached)
+        [(runtime, scheduler)] = attached
+        assert "discord" in runtime.dispatcher.limiters, "digest fan-out to Discord is rate limited"
+        assert scheduler.scheduler.get_job("digest-tick") is not None, "digests are planned on a tick"
         assert fake.identify["intents"] == intents().value
         assert fake.identify["intents"] & (1 << 15), "asks for the privileged MESSAGE_CONTENT intent"
 
