@@ -28,7 +28,7 @@ from bench.fanout_setup import NOW, grant_all, populate
 from concierge.bootstrap import build_runtime
 from concierge.clock import FrozenClock
 from concierge.database import Database, upgrade
-from concierge.digests.planner import plan_due
+from concierge.digests.planner import plan_all_due
 from concierge.platform import Address, MessageRef, Outbound, PlatformDown, RateLimited
 from concierge.settings import Settings
 
@@ -104,12 +104,7 @@ def plan_ours(count: int, folder: Path, name: str) -> float:
     db = Database.from_url(url)
     populate(db, count)
     started = time.perf_counter()
-    total = 0
-    while True:
-        handled = db.run_sync(lambda session: plan_due(session, NOW, limit=BATCH, max_per_day=3))
-        total += handled
-        if handled < BATCH:
-            break
+    total = asyncio.run(plan_all_due(db.run, NOW, limit=BATCH, max_per_day=3))
     elapsed = time.perf_counter() - started
     db.close()
     assert total == count, (total, count)

@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from concierge.clock import Clock
 from concierge.database import Database
 from concierge.digests.catalogue import compose_due_editions
-from concierge.digests.planner import plan_due
+from concierge.digests.planner import plan_all_due
 from concierge.outbox import OutboxDispatcher
 from concierge.settings import Settings
 from scheduling.leader import Leadership
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 class DigestScheduler:
     def __init__(self, db: Database, dispatcher: OutboxDispatcher, settings: Settings, clock: Clock,
-                 batch_size: int = 5000) -> None:
+                 batch_size: int = 50000) -> None:
         self.db = db
         self.dispatcher = dispatcher
         self.settings = settings
@@ -38,13 +38,8 @@ class DigestScheduler:
             return 0
         now = self.clock.now()
         editions = await self.db.run(lambda session: compose_due_editions(session, now))
-        total = 0
-        while True:
-            handled = await self.db.run(lambda session: plan_due(
-                session, now, limit=self.batch_size, max_per_day=self.settings.digest_max_per_day))
-            total += handled
-            if handled < self.batch_size:
-                break
+        total = await plan_all_due(self.db.run, now, limit=self.batch_size,
+                                   max_per_day=self.settings.digest_max_per_day)
         if editions or total:
             log.info("digest tick: %d editions composed, %d subscriptions planned", len(editions), total)
             self.dispatcher.wake()

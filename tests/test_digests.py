@@ -254,3 +254,23 @@ async def test_a_rate_limited_fan_out_pauses_the_whole_platform_then_resumes(des
     await desk.settle()
     assert sorted(attempts[1:]) == ["ann", "ben", "cat"]
     assert sorted(p for p in ("ann", "ben", "cat") if digest_dms(platform, p)) == ["ann", "ben", "cat"]
+
+
+@pytest.mark.parametrize("limit", [2, 100], ids=["swept-in-id-order", "oldest-first"])
+async def test_planning_a_backlog_in_batches_plans_each_subscription_once(desk, runtime, clock, limit):
+    """A backlog bigger than a batch is swept in id order; a small one is taken oldest first."""
+    from concierge.digests.planner import plan_all_due
+
+    await catalogue(desk)
+    people = [f"p{number}" for number in range(7)]
+    for person in people:
+        await desk.command("admin", f"member add {person} premium")
+        await desk.command(person, f"subscribe nutrition-tips --cadence daily --hour {10 + people.index(person) % 3}")
+    await desk.command("bob", "digest add nutrition-tips tip")
+    await desk.command("admin", "digest publish nutrition-tips")
+    clock.advance(6 * 3600)
+    assert await plan_all_due(runtime.db.run, clock.now(), limit=limit) == 7
+    assert await plan_all_due(runtime.db.run, clock.now(), limit=limit) == 0
+    items = rows(runtime, OutboxItem, OutboxItem.edition_id.is_not(None))
+    assert sorted(item.member_id for item in items) == list(range(2, 9))  # member 1 is alice, not subscribed
+    assert all(s.next_due_at > clock.now() for s in rows(runtime, Subscription))

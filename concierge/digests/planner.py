@@ -14,7 +14,10 @@ from functools import lru_cache
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, select
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
+
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from concierge.digests.cadence import Cadence, hold_back, next_due
@@ -22,17 +25,36 @@ from concierge.records import Digest, DigestEdition, OutboxItem, Subscription
 
 SUBS, DIGESTS, EDITIONS, ITEMS = (Subscription.__table__, Digest.__table__, DigestEdition.__table__,
                                   OutboxItem.__table__)
+T = TypeVar("T")
 DIGEST = "digest"  # outbox kind of a digest delivery
 CAP_WINDOW = timedelta(hours=24)
 
+_COLUMNS = (SUBS.c.id, SUBS.c.member_id, SUBS.c.digest_id, SUBS.c.cadence, SUBS.c.weekday, SUBS.c.day_of_month,
+            SUBS.c.hour, SUBS.c.time_zone, SUBS.c.quiet_start, SUBS.c.quiet_end, SUBS.c.platform, SUBS.c.user_id,
+            SUBS.c.last_edition_id)
+# A small backlog: found through the due index, oldest first.
 _DUE = (
-    select(SUBS.c.id, SUBS.c.member_id, SUBS.c.digest_id, SUBS.c.cadence, SUBS.c.weekday, SUBS.c.day_of_month,
-           SUBS.c.hour, SUBS.c.time_zone, SUBS.c.quiet_start, SUBS.c.quiet_end, SUBS.c.platform, SUBS.c.user_id,
-           SUBS.c.last_edition_id)
+    select(*_COLUMNS)
     .join(DIGESTS, DIGESTS.c.id == SUBS.c.digest_id)
     .where(SUBS.c.active, SUBS.c.next_due_at <= bindparam("now"), DIGESTS.c.status == "active")
     .order_by(SUBS.c.next_due_at)
     .limit(bindparam("limit"))
+)
+# A large backlog (a whole audience due at once): swept in table order, so that each batch's
+# writes land on neighbouring pages instead of all over the table (18 s -> 12 s for a million
+# on SQLite), and read straight from the driver's cursor (a million rows skip SQLAlchemy's row
+# objects: -> 10 s). On SQLite the unary `+` keeps its query planner off the due index here.
+_SWEEP_COLUMNS = ", ".join(f"s.{column.name}" for column in _COLUMNS)
+_SWEEP = {
+    "sqlite": f"SELECT {_SWEEP_COLUMNS} FROM subscription s JOIN digest d ON d.id = s.digest_id "
+              "WHERE +s.active AND s.id > ? AND d.status = 'active' AND +s.next_due_at <= ? ORDER BY s.id LIMIT ?",
+    "postgresql": f"SELECT {_SWEEP_COLUMNS} FROM subscription s JOIN digest d ON d.id = s.digest_id "
+                  "WHERE s.active AND s.id > %s AND d.status = 'active' AND s.next_due_at <= %s "
+                  "ORDER BY s.id LIMIT %s",
+}
+_BACKLOG = select(func.count()).select_from(
+    select(SUBS.c.id).where(SUBS.c.active, SUBS.c.next_due_at <= bindparam("now")).limit(bindparam("limit"))
+    .subquery()
 )
 
 
@@ -77,20 +99,45 @@ def _insert_deliveries(session: Session, items: list[tuple], now: datetime) -> N
     sql = (f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
            "ON CONFLICT (member_id, edition_id) WHERE edition_id IS NOT NULL DO NOTHING")
     items.sort()
+    dumps = json.dumps
     rows = [
-        (key, DIGEST, platform, f'{{"platform": {json.dumps(platform)}, "user": {json.dumps(user)}}}', "{}",
+        (key, DIGEST, platform, f'{{"platform": {dumps(platform)}, "user": {dumps(user)}}}', "{}",
          "pending", 0, when, "", when, member_id, digest_id, edition_id)
         for key, platform, user, member_id, digest_id, edition_id in items
     ]
     session.connection().exec_driver_sql(sql, rows)
 
 
-def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day: int = 3) -> int:
-    """Plan one batch of due subscriptions; returns how many subscriptions it handled (0: none due)."""
-    # Plain tuples, not Row objects: this loop runs once per subscriber.
-    due = session.execute(_DUE, {"now": now, "limit": limit}).all()
+@dataclass
+class Planned:
+    handled: int  # subscriptions looked at (a full batch means: call again)
+    last_id: int  # the sweep goes on after this subscription id
+
+
+def backlog(session: Session, now: datetime, limit: int) -> int:
+    """How many subscriptions are due, counting no further than `limit`."""
+    return session.execute(_BACKLOG, {"now": now, "limit": limit}).scalar_one()
+
+
+def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day: int = 3,
+             after_id: int | None = None) -> Planned:
+    """Plan one batch of due subscriptions in one transaction.
+
+    `after_id` None takes the oldest due first (through the due index); a number sweeps the
+    table in id order from there (for a large backlog).
+    """
+    if after_id is None:
+        due = session.execute(_DUE, {"now": now, "limit": limit}).all()
+    else:
+        dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+        cursor = session.connection().connection.driver_connection.cursor()
+        try:
+            cursor.execute(_SWEEP[dialect], (after_id, _bind_time(now, dialect), limit))
+            due = cursor.fetchall()
+        finally:
+            cursor.close()
     if not due:
-        return 0
+        return Planned(0, after_id or 0)
     editions = _editions_after(session, {row[2] for row in due})
     newest = {digest_id: ids[-1] for digest_id, ids in editions.items()}
     if max_per_day:
@@ -134,7 +181,25 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
     if items:
         _insert_deliveries(session, items, now)
     _move_subscriptions(session, moves)
-    return len(due)
+    return Planned(len(due), due[-1][0])
+
+
+async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], now: datetime, *,
+                       limit: int = 50000, max_per_day: int = 3) -> int:
+    """Plan everything due now, batch after batch (`run` executes one transaction).
+
+    A backlog that fits one batch goes oldest first; a bigger one is swept in id order.
+    """
+    after: int | None = 0 if await run(lambda session: backlog(session, now, limit)) >= limit else None
+    total = 0
+    while True:
+        planned = await run(lambda session: plan_due(session, now, limit=limit, max_per_day=max_per_day,
+                                                     after_id=after))
+        total += planned.handled
+        if planned.handled < limit:
+            return total
+        if after is not None:
+            after = planned.last_id
 
 
 def _move_subscriptions(session: Session, moves: dict[tuple[datetime, int], list[int]]) -> None:
@@ -158,11 +223,3 @@ def _bind_time(moment: datetime, dialect: str):
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def plan_all_due(db_session_factory, now: datetime, *, limit: int = 5000, max_per_day: int = 3) -> int:
-    """Plan batch after batch (one transaction each) until nothing is due; returns the total."""
-    total = 0
-    while True:
-        handled = db_session_factory(lambda session: plan_due(session, now, limit=limit, max_per_day=max_per_day))
-        total += handled
-        if handled < limit:
-            return total
