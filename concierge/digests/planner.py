@@ -98,14 +98,24 @@ def _insert_deliveries(session: Session, items: list[tuple], now: datetime) -> N
                "last_error", "created_at", "member_id", "digest_id", "edition_id")
     sql = (f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
            "ON CONFLICT (member_id, edition_id) WHERE edition_id IS NOT NULL DO NOTHING")
-    items.sort()
+    items.sort()  # (edition, member) order: inserts into the delivery index land in order
+    platforms = {platform: json.dumps(platform) for platform in {item[1] for item in items}}
     dumps = json.dumps
     rows = [
-        (key, DIGEST, platform, f'{{"platform": {dumps(platform)}, "user": {dumps(user)}}}', "{}",
+        (key, DIGEST, platform, f'{{"platform": {platforms[platform]}, "user": {dumps(user)}}}', "{}",
          "pending", 0, when, "", when, member_id, digest_id, edition_id)
         for key, platform, user, member_id, digest_id, edition_id in items
     ]
-    session.connection().exec_driver_sql(sql, rows)
+    _executemany(session, sql, rows)
+
+
+def _executemany(session: Session, sql: str, rows: list[tuple]) -> None:
+    """The driver's own executemany, inside the session's transaction."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
 
 
 @dataclass
@@ -146,10 +156,12 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
         counts = _recent_counts(session, senders, now) if senders else {}
     else:
         counts = {}
-    # Everything that depends only on the cadence is worked out once per distinct cadence.
-    plans: dict[tuple, tuple[Cadence, datetime | None, datetime]] = {}
+    # Everything that depends only on the cadence is worked out once per distinct cadence,
+    # dates already in the driver's form.
+    dialect = session.get_bind().dialect.name
+    plans: dict[tuple, tuple[Cadence, object, object]] = {}
     items: list[tuple] = []
-    moves: dict[tuple[datetime, int], list[int]] = defaultdict(list)  # (next_due, last_edition) -> ids
+    moves: list[tuple] = []  # (next due, last edition, subscription id)
     for (subscription_id, member_id, digest_id, every, weekday, day_of_month, hour, time_zone, quiet_start,
          quiet_end, platform, user_id, last) in due:
         spec = (every, weekday, day_of_month, hour, time_zone, quiet_start, quiet_end)
@@ -157,29 +169,30 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
         if plan is None:
             cadence = Cadence(*spec)
             quiet_until = hold_back(now, cadence)
-            plan = plans[spec] = (cadence, quiet_until if quiet_until > now else None, next_due(cadence, now))
+            plan = plans[spec] = (cadence, _bind_time(quiet_until, dialect) if quiet_until > now else None,
+                                  _bind_time(next_due(cadence, now), dialect))
         cadence, quiet_until, following = plan
         if newest.get(digest_id, 0) <= last:  # nothing new: just move on to the next time
-            moves[(following, last)].append(subscription_id)
+            moves.append((following, last, subscription_id))
             continue
         if quiet_until is not None:  # inside quiet hours: wait for their end
-            moves[(quiet_until, last)].append(subscription_id)
+            moves.append((quiet_until, last, subscription_id))
             continue
         unseen = [edition for edition in editions[digest_id] if edition > last]
         room = max_per_day - counts.get(member_id, 0) if max_per_day else len(unseen)
         for edition in unseen[:max(room, 0)]:
-            # Zero-padded so that key order is (edition, member) order: sorted inserts touch
-            # each index page once.
             items.append((f"digest:{edition:010d}:{member_id:012d}", platform, user_id, member_id, digest_id,
                           edition))
             last = edition
             counts[member_id] = counts.get(member_id, 0) + 1
         if last != unseen[-1]:  # capped: try again in an hour, never dropped
-            moves[(hold_back(now + timedelta(hours=1), cadence), last)].append(subscription_id)
+            moves.append((_bind_time(hold_back(now + timedelta(hours=1), cadence), dialect), last, subscription_id))
         else:
-            moves[(following, last)].append(subscription_id)
+            moves.append((following, last, subscription_id))
     if items:
         _insert_deliveries(session, items, now)
+    if after_id is None:
+        moves.sort(key=lambda move: move[2])  # in id order: each table page is visited once
     _move_subscriptions(session, moves)
     return Planned(len(due), due[-1][0])
 
@@ -202,17 +215,11 @@ async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], no
             after = planned.last_id
 
 
-def _move_subscriptions(session: Session, moves: dict[tuple[datetime, int], list[int]]) -> None:
+def _move_subscriptions(session: Session, moves: list[tuple]) -> None:
     """Set each subscription's next due time and last edition, in one executemany."""
-    dialect = session.get_bind().dialect.name
-    mark = "%s" if dialect == "postgresql" else "?"
-    rows = sorted(
-        ((_bind_time(due_at, dialect), last_edition, subscription_id)
-         for (due_at, last_edition), ids in moves.items() for subscription_id in ids),
-        key=lambda row: row[2],  # in id order: each table page is visited once
-    )
-    session.connection().exec_driver_sql(
-        f"UPDATE {SUBS.name} SET next_due_at = {mark}, last_edition_id = {mark} WHERE id = {mark}", rows)
+    mark = "%s" if session.get_bind().dialect.name == "postgresql" else "?"
+    _executemany(session, f"UPDATE {SUBS.name} SET next_due_at = {mark}, last_edition_id = {mark} WHERE id = {mark}",
+                 moves)
 
 
 @lru_cache(maxsize=4096)
