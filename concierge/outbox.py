@@ -203,7 +203,7 @@ def _due_statement():
     )
     return (
         select(OutboxItem)
-        .where(due, ~waits_for_earlier)
+        .where(due, ~waits_for_earlier, OutboxItem.platform.in_(bindparam("platforms", expanding=True)))
         .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
         .with_for_update(skip_locked=True)
     )
@@ -352,7 +352,8 @@ class OutboxDispatcher:
 
     def _claim_due(self, session: Session) -> list[Claimed]:
         now = self.clock.now()
-        items = session.scalars(_DUE.limit(self.batch_size), {"now": now}).all()
+        # Only what this process can send: another process may serve another platform.
+        items = session.scalars(_DUE.limit(self.batch_size), {"now": now, "platforms": list(self.platforms)}).all()
         claimed = []
         for item in items:
             item.status = "sending"

@@ -247,3 +247,20 @@ async def test_two_workers_on_postgresql_deliver_each_item_once(postgres, clock)
         assert first.threads_opened() and second.threads_opened(), "both workers took a share"
     finally:
         runtime.close()
+
+
+async def test_a_dispatcher_leaves_other_platforms_items_alone(desk, runtime, platform, clock):
+    """Two processes, one per platform, can share a database: each sends only its own."""
+    from concierge.outbox import POST, enqueue
+    from concierge.platform import Address, Outbound
+
+    runtime.db.run_sync(lambda session: enqueue(session, key="other-1", kind=POST,
+                                                address=Address("elsewhere", "C1", "U1"),
+                                                message=Outbound("for the other process"), now=clock.now()))
+    assert await runtime.dispatcher.drain() == 0
+    [item] = rows(runtime, OutboxItem)
+    assert item.status == "pending" and item.attempts == 0
+    other = LocalPlatform(name="elsewhere")
+    second = OutboxDispatcher(runtime.db, {"elsewhere": other}, clock=clock)
+    assert await second.drain() == 1
+    assert [sent.message.text for sent in other.sent] == ["for the other process"]
