@@ -39,6 +39,7 @@ def run(
 ) -> None:
     """Start the bot (the local playground when no platform tokens are set)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per 30 s tick is noise
     settings = Settings()
     name = platform or choose_platform(settings)
     if name not in adapter_names():
