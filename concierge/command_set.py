@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from concierge import desk, membership
+from concierge import desk, membership, snippets
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
-from concierge.people import Role, expert_of
+from concierge.people import Role, expert_of, member_of
 from concierge.records import Conversation
-from concierge.relay import conversation_in_thread
+from concierge.relay import conversation_in_thread, send_to_member
 
 
 def _user(invocation: Invocation, token: str) -> tuple[str, str]:
@@ -111,7 +111,53 @@ def _claim(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
 
 def _close(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     conversation = _conversation(session, inv, args["conversation"])
-    return desk.close(session, inv.ctx, conversation, inv.actor, key=f"cmd:{inv.event_id}")
+    expert = expert_of(session, inv.address.platform, inv.address.user)
+    return desk.close(session, inv.ctx, conversation, inv.actor, key=f"cmd:{inv.event_id}",
+                      closing_message=(args["message"] or "").strip(), expert=expert)
+
+
+def _my_questions(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    member = member_of(session, inv.address.platform, inv.address.user)
+    if member is None:
+        raise Refused("Only members have questions here.")
+    conversations = session.exec(select(Conversation).where(Conversation.member_id == member.id)
+                                 .order_by(Conversation.id.desc()).limit(20)).all()
+    if not conversations:
+        return "You have not asked anything yet. Write to me here and an expert will answer."
+    lines = []
+    for conversation in conversations:
+        state = "waiting for an answer" if conversation.status == "open" and conversation.first_response_at is None \
+            else "answered, open" if conversation.status == "open" else "closed"
+        lines.append(f"#{conversation.id} {conversation.specialty}, asked {conversation.opened_at:%Y-%m-%d}: {state}")
+    return "\n".join(lines)
+
+
+def _snippet_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    snippet = snippets.add(session, inv.ctx, name=args["name"], text=args["text"], actor=inv.actor)
+    return f"Snippet `{snippet.name}` saved. Send it in a thread with `/concierge snippet use {snippet.name}`."
+
+
+def _snippet_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    found = snippets.all_snippets(session)
+    if not found:
+        return "No snippets yet. Add one with `/concierge snippet add <name> <text>`."
+    return "\n".join(f"`{snippet.name}`: {snippet.text[:80]}" for snippet in found)
+
+
+def _snippet_remove(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    snippets.remove(session, inv.ctx, name=args["name"], actor=inv.actor)
+    return f"Snippet `{args['name'].lower()}` removed."
+
+
+def _snippet_use(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    conversation = _conversation(session, inv, args["conversation"])
+    if conversation.status != "open":
+        raise Refused(f"Conversation {conversation.id} is closed; reopen it first. Nothing was sent.")
+    snippet = snippets.named(session, args["name"])
+    expert = expert_of(session, inv.address.platform, inv.address.user)
+    send_to_member(session, inv.ctx, conversation, snippet.text, author=inv.actor,
+                   expert_id=expert.id if expert else None, key=f"cmd:{inv.event_id}")
+    return f"Sent snippet `{snippet.name}` to the member of conversation {conversation.id}."
 
 
 def _reopen(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -138,8 +184,16 @@ DESK_COMMANDS = [
     Command(("expert", "remove"), (USER,), Role.ADMIN, "remove an expert", _expert_remove),
     Command(("expert", "list"), (), Role.ADMIN, "list the experts and their specialties", _expert_list),
     Command(("claim",), (CONVERSATION,), Role.EXPERT, "take a conversation", _claim),
-    Command(("close",), (CONVERSATION,), Role.EXPERT, "close a conversation", _close),
+    Command(("close",), (CONVERSATION, Param("message", "text", option=True)), Role.EXPERT,
+            "close a conversation (--message sends the member a closing word first)", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
+    Command(("my-questions",), (), Role.MEMBER, "your questions and where they stand", _my_questions),
+    Command(("snippet", "add"), (Param("name"), Param("text", "text")), Role.EXPERT,
+            "save a ready answer under a short name", _snippet_add),
+    Command(("snippet", "list"), (), Role.EXPERT, "the saved answers", _snippet_list),
+    Command(("snippet", "remove"), (Param("name"),), Role.EXPERT, "delete a saved answer", _snippet_remove),
+    Command(("snippet", "use"), (Param("name"), CONVERSATION), Role.EXPERT,
+            "send a saved answer to the member (in the conversation's thread)", _snippet_use),
 ]
 
 REGISTRY = CommandRegistry(DESK_COMMANDS + DIGEST_COMMANDS)

@@ -10,7 +10,7 @@ from concierge.outbox import THREAD_POST, enqueue
 from concierge.people import Context
 from concierge.platform import Address, Outbound
 from concierge.records import Conversation, Expert, Message
-from concierge.relay import open_conversation_of
+from concierge.relay import open_conversation_of, send_to_member
 
 
 def _notice(session: Session, ctx: Context, conversation: Conversation, text: str, key: str) -> None:
@@ -37,14 +37,19 @@ def claim(session: Session, ctx: Context, conversation: Conversation, expert: Ex
     return f"You claimed conversation {conversation.id}."
 
 
-def close(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:
+def close(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str,
+          closing_message: str = "", expert: Expert | None = None) -> str:
+    """Close a conversation; an optional closing message goes to the member first."""
     if conversation.status == "closed":
         raise Refused(f"Conversation {conversation.id} is already closed.")
+    if closing_message:
+        send_to_member(session, ctx, conversation, closing_message, author=actor,
+                       expert_id=expert.id if expert else None, key=f"{key}:closing")
     conversation.status = "closed"
     conversation.closed_at = ctx.now
     _notice(session, ctx, conversation, f"Closed by {actor}.", key)
     audit(session, ctx, actor, "conversation.close", conversation_id=conversation.id)
-    return f"Conversation {conversation.id} closed."
+    return f"Conversation {conversation.id} closed" + (" and the member was told." if closing_message else ".")
 
 
 def reopen(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:

@@ -231,3 +231,13 @@ class ConsentEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=160)
     policy_version: str = Field(max_length=32)
     at: datetime
+
+
+class Snippet(SQLModel, table=True):
+    """A ready answer experts send with `/concierge snippet use <name>`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    text: str
+    created_by: str = Field(max_length=160)
+    created_at: datetime

@@ -188,15 +188,22 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         return Reply(f"Your reply is {len(text)} characters long; the limit is {limit}. Nothing was sent.", ok=False)
+    send_to_member(session, ctx, conversation, text, author=author, expert_id=expert.id if expert else None,
+                   key=f"reply:{platform}:{event.event_id}", attachments=event.attachments)
+    return None
+
+
+def send_to_member(session: Session, ctx: Context, conversation: Conversation | Row, text: str, *, author: str,
+                   expert_id: int | None, key: str, attachments: tuple[Attachment, ...] = ()) -> None:
+    """Queue a staff answer to the member's DM and keep it in the transcript."""
     member_address = Address(conversation.member_platform, conversation.member_channel, conversation.member_user)
-    enqueue(session, key=f"reply:{platform}:{event.event_id}", kind=POST, address=member_address,
-            message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
+    enqueue(session, key=key, kind=POST, address=member_address, message=Outbound(text), now=ctx.now,
+            conversation_id=conversation.id)
     record_message(session, conversation_id=conversation.id, direction="out", author=author, text=text,
-                   attachments=event.attachments, now=ctx.now)
+                   attachments=attachments, now=ctx.now)
     changes: dict[str, object] = {}
     if conversation.first_response_at is None:
         changes["first_response_at"] = ctx.now
-    if conversation.claimed_by is None and expert is not None:
-        changes["claimed_by"] = expert.id  # the first to answer owns it
+    if conversation.claimed_by is None and expert_id is not None:
+        changes["claimed_by"] = expert_id  # the first to answer owns it
     touch_conversation(session, conversation.id, ctx.now, **changes)
-    return None

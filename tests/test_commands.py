@@ -27,7 +27,8 @@ def test_parse_typed_parameters():
     values = REGISTRY.parse(command, ("bob", "Nutrition, training", "Bob", "Smith"))
     assert values == {"user": "bob", "specialties": ["nutrition", "training"], "name": "Bob Smith"}
     close, _ = REGISTRY.find(("close",))
-    assert REGISTRY.parse(close, ("#12",)) == {"conversation": 12}
+    assert REGISTRY.parse(close, ("#12",)) == {"conversation": 12, "message": None}
+    assert REGISTRY.parse(close, ("--message=Bye", "3")) == {"conversation": 3, "message": "Bye"}
     with pytest.raises(UsageError, match="must be a number"):
         REGISTRY.parse(close, ("twelve",))
     with pytest.raises(UsageError, match="unexpected"):
