@@ -7,6 +7,9 @@ import importlib
 import importlib.util
 import json
 import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
 
 import typer
 
@@ -17,6 +20,7 @@ from concierge.digests.audit import consent_violations
 from concierge.errors import Refused
 from concierge.member_data import erase_member, export_member
 from concierge.settings import Settings
+from concierge.transcripts import FORMATS, export, parse_since, purge_older_than
 
 app = typer.Typer(help="concierge: a loyalty concierge on Slack, Discord and a local playground.",
                   no_args_is_help=True)
@@ -26,6 +30,8 @@ audit_app = typer.Typer(help="Checks of what the bot did.", no_args_is_help=True
 app.add_typer(audit_app, name="audit")
 member_app = typer.Typer(help="A member's data: export and erasure.", no_args_is_help=True)
 app.add_typer(member_app, name="member")
+transcripts_app = typer.Typer(help="Conversation transcripts: export and retention purge.", no_args_is_help=True)
+app.add_typer(transcripts_app, name="transcripts")
 
 
 def _database() -> Database:
@@ -130,6 +136,54 @@ def member_erase(member_id: int, yes: bool = typer.Option(False, "--yes", help="
     finally:
         db.close()
     typer.echo(f"member {member_id} erased: {counts['messages']} message texts, {counts['identities']} identities")
+
+
+@transcripts_app.command("export")
+def transcripts_export(
+    since: str = typer.Option(None, help="Conversations active since a date (YYYY-MM-DD, UTC) or a duration back "
+                                         "from now (7d, 12h, 2w)."),
+    member: int = typer.Option(None, "--member", help="Only this member's conversations (member id)."),
+    format: str = typer.Option("jsonl", "--format", help="jsonl, csv or html."),  # noqa: A002
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Export every message of the conversations (notes and events included), one record per message."""
+    if format not in FORMATS:
+        raise typer.BadParameter(f"choose from {', '.join(FORMATS)}", param_hint="--format")
+    try:
+        start = parse_since(since, utc_now()) if since else None
+    except ValueError as problem:
+        raise typer.BadParameter(str(problem), param_hint="--since") from None
+    db = _database()
+    try:
+        if output is None:
+            count = db.run_sync(lambda session: export(session, sys.stdout, format, since=start, member_id=member))
+        else:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = db.run_sync(lambda session: export(session, out, format, since=start, member_id=member))
+    finally:
+        db.close()
+    sys.stdout.flush()
+    typer.echo(f"{count} messages exported" + (f" to {output}" if output else ""), err=True)
+
+
+@transcripts_app.command("purge")
+def transcripts_purge(
+    days: int = typer.Option(None, "--days", min=1, help="Override CONCIERGE_RETENTION_DAYS for this run."),
+) -> None:
+    """Erase the texts of conversations idle for longer than the retention; rows, authors and times stay."""
+    settings = Settings()
+    keep = days or settings.retention_days
+    if keep is None:
+        typer.echo("No retention is set, so nothing was purged. Set CONCIERGE_RETENTION_DAYS "
+                   "or pass --days N.", err=True)
+        raise typer.Exit(1)
+    now = utc_now()
+    db = Database.from_url(settings.database_url.get_secret_value())
+    try:
+        purged = db.run_sync(lambda session: purge_older_than(session, now - timedelta(days=keep), actor="cli", now=now))
+    finally:
+        db.close()
+    typer.echo(f"{purged} messages purged from conversations idle for more than {keep} days")
 
 
 def _mount_adapter_commands() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -62,9 +63,15 @@ def _member_tier(session: Session, inv: Invocation, args: dict[str, Any]) -> str
 
 def _member_block(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     platform, user = _user(inv, args["user"])
+    until = None
+    if args["days"] is not None:
+        if not args["days"].isdigit() or int(args["days"]) < 1:
+            raise Refused("--days is a whole number of days, at least 1. Nothing was changed.")
+        until = inv.ctx.now + timedelta(days=int(args["days"]))
     member = membership.set_member_blocked(session, inv.ctx, platform=platform, user=user, blocked=True,
-                                           reason=args["reason"] or "", actor=inv.actor)
-    return f"{member.display_name} is blocked; their messages are no longer relayed."
+                                           reason=args["reason"] or "", actor=inv.actor, until=until)
+    ends = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    return f"{member.display_name} is blocked{ends}; their messages are no longer relayed."
 
 
 def _member_unblock(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -175,8 +182,8 @@ DESK_COMMANDS = [
             "enrol a member in a tier", _member_add),
     Command(("member", "remove"), (USER,), Role.ADMIN, "end a membership (transcripts are kept)", _member_remove),
     Command(("member", "tier"), (USER, Param("tier")), Role.ADMIN, "move a member to another tier", _member_tier),
-    Command(("member", "block"), (USER, Param("reason", "text", optional=True)), Role.ADMIN,
-            "stop relaying a member's messages", _member_block),
+    Command(("member", "block"), (USER, Param("reason", "text", optional=True), Param("days", option=True)),
+            Role.ADMIN, "stop relaying a member's messages (--days N: for N days)", _member_block),
     Command(("member", "unblock"), (USER,), Role.ADMIN, "relay a blocked member's messages again", _member_unblock),
     Command(("member", "list"), (), Role.ADMIN, "list the members and their tiers", _member_list),
     Command(("expert", "add"), (USER, Param("specialties", "list"), Param("name", "text", optional=True)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, select
 
 from concierge.errors import Refused
@@ -81,11 +83,13 @@ def set_member_tier(session: Session, ctx: Context, *, platform: str, user: str,
 
 
 def set_member_blocked(
-    session: Session, ctx: Context, *, platform: str, user: str, blocked: bool, reason: str, actor: str
+    session: Session, ctx: Context, *, platform: str, user: str, blocked: bool, reason: str, actor: str,
+    until: datetime | None = None,
 ) -> Member:
     member = _active_member(session, platform, user)
     member.blocked = blocked
     member.blocked_reason = reason if blocked else ""
+    member.blocked_until = until if blocked else None
     audit(session, ctx, actor, "member.block" if blocked else "member.unblock", member_id=member.id, reason=reason)
     return member
 

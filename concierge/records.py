@@ -28,6 +28,7 @@ class Member(SQLModel, table=True):
     active: bool = True  # False once removed; the record stays for the transcripts
     blocked: bool = False
     blocked_reason: str = Field(default="", max_length=512)
+    blocked_until: datetime | None = None  # None with `blocked`: until unblocked
     created_at: datetime
 
 

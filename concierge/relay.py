@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
@@ -104,7 +104,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         enqueue(session, key=f"join:{author.platform}:{event.event_id}", kind=POST,
                 address=reply_to, message=Outbound(ctx.settings.join_message()), now=ctx.now)
         return Reply(ctx.settings.join_message(), ok=False)
-    if member.blocked:
+    if member.blocked and (member.blocked_until is None or member.blocked_until > ctx.now):
         enqueue(session, key=f"blocked:{author.platform}:{event.event_id}", kind=POST,
                 address=reply_to, message=Outbound(ctx.settings.blocked_text), now=ctx.now)
         return Reply(ctx.settings.blocked_text, ok=False)
@@ -122,6 +122,17 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         text = f"(edited) {text}"
 
     conversation = open_conversation_of(session, member.id)
+    if conversation is not None and _too_fast(session, ctx, conversation.id):
+        # Kept in the transcript, not relayed; the member is told once per minute.
+        recent = _recent_count(session, ctx, conversation.id)
+        record_message(session, conversation_id=conversation.id, direction="dropped", author=member.display_name,
+                       text=text, attachments=event.attachments, now=ctx.now)
+        notice = (f"You are writing faster than our team can read ({ctx.settings.member_messages_per_minute} "
+                  "messages a minute). Please wait a moment and send that again; it was not passed on.")
+        if recent == ctx.settings.member_messages_per_minute:
+            enqueue(session, key=f"toofast:{author.platform}:{event.event_id}", kind=POST,
+                    address=reply_to, message=Outbound(notice), now=ctx.now)
+        return Reply(notice, ok=False)
     if conversation is None:
         conversation = Conversation(
             member_id=member.id,
@@ -156,6 +167,23 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
     record_message(session, conversation_id=conversation.id, direction="in", author=member.display_name,
                    text=text, attachments=event.attachments, now=ctx.now)
     return None
+
+
+_RECENT_FROM_MEMBER = (
+    select(func.count()).select_from(Message.__table__)
+    .where(Message.__table__.c.conversation_id == bindparam("conversation_id"),
+           Message.__table__.c.direction.in_(("in", "dropped")),
+           Message.__table__.c.created_at > bindparam("since", type_=Message.__table__.c.created_at.type))
+)
+
+
+def _recent_count(session: Session, ctx: Context, conversation_id: int) -> int:
+    return session.execute(_RECENT_FROM_MEMBER, {"conversation_id": conversation_id,
+                                                 "since": ctx.now - timedelta(minutes=1)}).scalar_one()
+
+
+def _too_fast(session: Session, ctx: Context, conversation_id: int) -> bool:
+    return _recent_count(session, ctx, conversation_id) >= ctx.settings.member_messages_per_minute
 
 
 def conversation_in_thread(session: Session, address: Address) -> Row | None:

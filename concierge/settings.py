@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         description="Comma-separated platform:user_id entries allowed to run admin commands.",
     )
     max_message_chars: int = Field(default=4000, ge=1, description="Longest member message relayed.")
+    member_messages_per_minute: int = Field(
+        default=10, ge=1, description="Messages a member may send per minute; more get a polite notice."
+    )
     outbox_max_attempts: int = Field(default=10, ge=1, description="Tries before a send fails.")
     outbox_backoff_base_s: float = Field(default=1.0, gt=0, description="First retry delay.")
     outbox_backoff_cap_s: float = Field(default=300.0, gt=0, description="Longest retry delay.")
@@ -60,6 +63,11 @@ class Settings(BaseSettings):
     digest_rate_per_s: float = Field(default=20.0, gt=0, description="Digest sends per second, per platform.")
     digest_burst: int = Field(default=5, ge=1, description="Digest sends allowed in a burst, per platform.")
     digest_tick_s: float = Field(default=30.0, gt=0, description="How often the scheduler looks for due digests.")
+    retention_days: int | None = Field(
+        default=None, ge=1,
+        description="Purge the message texts of conversations idle for more than this many days; "
+        "unset keeps them for ever.",
+    )
     platform: str = Field(
         default="auto", description="local, slack, discord, or auto (the first with tokens, else local)."
     )
@@ -71,6 +79,11 @@ class Settings(BaseSettings):
             entries = [part.strip() for part in value.split(",")]
             return [entry if ":" in entry else f"local:{entry}" for entry in entries if entry]
         return value
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def join_message(self) -> str:
         """The text sent to someone who is not enrolled."""

@@ -58,3 +58,33 @@ async def test_members_see_their_questions(desk, clock):
     await desk.command("bob", "close", thread=thread)
     assert "closed" in await desk.command("alice", "my-questions")
     assert "members only" in await desk.command("mallory", "my-questions")
+
+
+async def test_a_block_for_some_days_ends_by_itself(desk, platform, runtime, clock):
+    await ask(desk)
+    assert "until 2026-11-27 09:00 UTC" in await desk.command("admin", "member block alice shouting --days 2")
+    await desk.member_writes("alice", "anyone there?")
+    await desk.settle()
+    assert platform.dms_to("alice")[-1].startswith("Your messages are not being forwarded")
+    assert "whole number" in await desk.command("admin", "member block alice --days soon")
+    clock.advance(2 * 86400 + 1)
+    await desk.member_writes("alice", "sorry about before")
+    await desk.settle()
+    assert platform.thread_posts(desk.threads()[0])[-1] == "alice: sorry about before"
+
+
+async def test_a_member_writing_too_fast_is_told_once_and_nothing_is_lost_from_the_record(desk, platform,
+                                                                                         runtime, clock):
+    thread = await ask(desk, "first")
+    for number in range(12):
+        await desk.member_writes("alice", f"message {number}")
+    await desk.settle()
+    relayed = [text for text in platform.thread_posts(thread) if text.startswith("alice: message")]
+    assert len(relayed) == 9  # ten a minute, the opening question included
+    notices = [text for text in platform.dms_to("alice") if "faster than our team" in text]
+    assert len(notices) == 1
+    assert sorted(m.direction for m in rows(runtime, Message)).count("dropped") == 3
+    clock.advance(61)
+    await desk.member_writes("alice", "calmer now")
+    await desk.settle()
+    assert platform.thread_posts(thread)[-1] == "alice: calmer now"

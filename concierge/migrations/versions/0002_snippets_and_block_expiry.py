@@ -1,4 +1,4 @@
-"""snippets
+"""snippets and block expiry
 
 Revision ID: 0002
 Revises: 0001
@@ -27,7 +27,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    with op.batch_alter_table('member', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('blocked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('member', schema=None) as batch_op:
+        batch_op.drop_column('blocked_until')
+
     op.drop_table('snippet')

@@ -1,0 +1,198 @@
+"""Transcripts: every conversation kept (messages, notes, who, when), exported, and purged after retention.
+
+A conversation counts as *active since* a moment when its last activity, its closing, or any of its
+messages (internal notes do not touch `last_activity_at`) is at or after that moment. Exports take
+whole conversations active since `--since`; retention purges the texts of conversations not active
+since the cutoff, keeping the rows (counts, who, when).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, time, timedelta, timezone
+from typing import Any, TextIO
+
+from sqlalchemy import exists, or_, select, update
+from sqlmodel import Session
+
+from concierge.member_data import ERASED
+from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, Tier
+
+FORMATS = ("jsonl", "csv", "html")
+FIELDS = ("conversation_id", "member_id", "member_name", "tier", "specialty", "status", "direction",
+          "author", "text", "created_at", "attachments")
+BATCH = 500
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC) or a duration back from `now`: `30m`, `12h`, `7d`, `2w`."""
+    match = _DURATION.match(value)
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    try:
+        day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a date (YYYY-MM-DD) nor a duration like 7d, 12h or 2w") from None
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def _active_since(moment: datetime):  # noqa: ANN202 - a SQL condition on Conversation
+    return or_(
+        Conversation.last_activity_at >= moment,
+        Conversation.closed_at >= moment,
+        exists().where(Message.conversation_id == Conversation.id, Message.created_at >= moment),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def transcript_rows(session: Session, since: datetime | None = None, member_id: int | None = None,
+                    *, batch_size: int = BATCH) -> Iterator[dict[str, Any]]:
+    """One record per message, ordered by conversation then message, read `batch_size` rows at a time."""
+    query = (
+        select(Message.id, Message.conversation_id, Conversation.member_id, Member.display_name, Tier.name,
+               Conversation.specialty, Conversation.status, Message.direction, Message.author, Message.text,
+               Message.created_at, Message.attachments)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(Member, Member.id == Conversation.member_id)
+        .outerjoin(Tier, Tier.id == Member.tier_id)
+        .order_by(Message.conversation_id, Message.id)
+        .limit(batch_size)
+    )
+    if member_id is not None:
+        query = query.where(Conversation.member_id == member_id)
+    if since is not None:
+        query = query.where(_active_since(since))
+    last: tuple[int, int] | None = None
+    while True:
+        page = query
+        if last is not None:  # keyset pagination: no offset scans, no cursor held open
+            page = page.where(or_(Message.conversation_id > last[0],
+                                  (Message.conversation_id == last[0]) & (Message.id > last[1])))
+        batch = session.execute(page).all()
+        for (message_id, conversation_id, member, name, tier, specialty, status, direction, author, text,
+             created_at, attachments) in batch:
+            yield {
+                "conversation_id": conversation_id, "member_id": member, "member_name": name, "tier": tier,
+                "specialty": specialty, "status": status, "direction": direction, "author": author,
+                "text": text, "created_at": _iso(created_at), "attachments": list(attachments or []),
+            }
+        if len(batch) < batch_size:
+            return
+        last = (batch[-1].conversation_id, batch[-1].id)
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    count = 0
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({**row, "attachments": json.dumps(row["attachments"], ensure_ascii=False)})
+        count += 1
+    return count
+
+
+_LABELS = {"in": "member", "out": "to member", "internal": "INTERNAL NOTE (not sent to the member)", "event": "event"}
+_STYLE = (
+    "body{font-family:sans-serif;max-width:60rem;margin:auto}section{border-top:1px solid #ccc;padding:.5rem 0}"
+    ".message{margin:.4rem 0;padding:.3rem .6rem;border-left:4px solid #9ab}"
+    ".message.in{border-color:#4a7}.message.internal{border-color:#d80;background:#fff4dd}"
+    ".message.event{color:#666;font-style:italic}.meta{font-size:.85em;color:#555}"
+    ".text{white-space:pre-wrap;margin:.2rem 0}"
+)
+
+
+def write_html(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
+    """A standalone page, one <section> per conversation; every text is escaped."""
+    e = html.escape
+    out.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Concierge transcripts</title>"
+              f"<style>{_STYLE}</style></head><body>\n<h1>Concierge transcripts</h1>\n")
+    current = None
+    count = 0
+    for row in rows:
+        if row["conversation_id"] != current:
+            if current is not None:
+                out.write("</section>\n")
+            current = row["conversation_id"]
+            out.write(f"<section class=\"conversation\" id=\"conversation-{e(str(current))}\">\n"
+                      f"<h2>Conversation {e(str(current))}</h2>\n"
+                      f"<p class=\"meta\">member {e(str(row['member_id']))} {e(row['member_name'] or '')}"
+                      f" &middot; tier {e(row['tier'] or '')} &middot; {e(row['specialty'])}"
+                      f" &middot; {e(row['status'])}</p>\n")
+        direction = row["direction"]
+        label = _LABELS.get(direction, direction)
+        attachments = "".join(
+            f"<li>{e(str(item.get('name', '')))}: {e(str(item.get('url', '')))}</li>" for item in row["attachments"])
+        out.write(f"<div class=\"message {e(direction)}\">"
+                  f"<div class=\"meta\"><strong>{e(label)}</strong> &middot; {e(row['author'])}"
+                  f" &middot; <time>{e(row['created_at'] or '')}</time></div>"
+                  f"<div class=\"text\">{e(row['text'])}</div>"
+                  + (f"<ul class=\"attachments\">{attachments}</ul>" if attachments else "")
+                  + "</div>\n")
+        count += 1
+    if current is not None:
+        out.write("</section>\n")
+    elif count == 0:
+        out.write("<p>No conversations.</p>\n")
+    out.write("</body></html>\n")
+    return count
+
+
+WRITERS = {"jsonl": write_jsonl, "csv": write_csv, "html": write_html}
+
+
+def export(session: Session, out: TextIO, fmt: str, *, since: datetime | None = None,
+           member_id: int | None = None) -> int:
+    """Write the transcripts in `fmt` to `out`; returns how many messages were written."""
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return WRITERS[fmt](transcript_rows(session, since, member_id), out)
+
+
+def purge_older_than(session: Session, cutoff: datetime, *, batch_size: int = BATCH, actor: str = "",
+                     now: datetime | None = None) -> int:
+    """Replace message texts and attachments of conversations not active since `cutoff` with ERASED.
+
+    The rows stay (direction, author, when), so counts and response times survive. Copies of those
+    texts in delivered or failed outbox items go too. Returns how many messages were purged;
+    running it again purges nothing new. With an `actor`, a purge that erased anything is audited.
+    """
+    not_erased = exists().where(Message.conversation_id == Conversation.id, Message.text != ERASED)
+    query = (select(Conversation.id).where(~_active_since(cutoff), not_erased)
+             .order_by(Conversation.id).limit(batch_size))
+    purged = 0
+    last = 0
+    while True:
+        ids = list(session.scalars(query.where(Conversation.id > last)).all())
+        if not ids:
+            if actor and purged:
+                session.add(AuditEvent(actor=actor, action="transcripts.purge", at=now or datetime.now(timezone.utc),
+                                       detail={"cutoff": cutoff.isoformat(), "messages": purged}))
+            return purged
+        purged += session.execute(update(Message).where(Message.conversation_id.in_(ids), Message.text != ERASED)
+                                  .values(text=ERASED, attachments=[])).rowcount
+        session.execute(update(OutboxItem).where(OutboxItem.conversation_id.in_(ids),
+                                                 OutboxItem.status.in_(("sent", "failed")))
+                        .values(payload={"text": ERASED}))
+        last = ids[-1]
