@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from concierge import desk, membership, snippets
+from concierge import desk, membership, snippets, tiers
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.people import Role, expert_of, member_of
-from concierge.records import Conversation
+from concierge.records import Conversation, Tier
 from concierge.relay import conversation_in_thread, send_to_member
 
 
@@ -123,6 +123,22 @@ def _close(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
                       closing_message=(args["message"] or "").strip(), expert=expert)
 
 
+def _tier_set(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    if args["quota"] is None and args["target"] is None and args["specialties"] is None \
+            and session.exec(select(Tier).where(Tier.name == args["tier"].lower())).first() is not None:
+        raise Refused("Say what to change: --quota 10/month, --target 4h, --specialties training,nutrition.")
+    tier = tiers.set_tier(session, inv.ctx, name=args["tier"], quota=args["quota"], target=args["target"],
+                          specialties=args["specialties"], actor=inv.actor)
+    return f"Tier {tiers.describe(tier)}."
+
+
+def _tier_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    found = tiers.list_tiers(session)
+    if not found:
+        return "No tiers yet. Define one with `/concierge tier set <tier> --quota 10/month --target 4h`."
+    return "\n".join(tiers.describe(tier) for tier in found)
+
+
 def _my_questions(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     member = member_of(session, inv.address.platform, inv.address.user)
     if member is None:
@@ -186,6 +202,10 @@ DESK_COMMANDS = [
             Role.ADMIN, "stop relaying a member's messages (--days N: for N days)", _member_block),
     Command(("member", "unblock"), (USER,), Role.ADMIN, "relay a blocked member's messages again", _member_unblock),
     Command(("member", "list"), (), Role.ADMIN, "list the members and their tiers", _member_list),
+    Command(("tier", "set"), (Param("tier"), Param("quota", option=True), Param("target", option=True),
+                              Param("specialties", option=True)), Role.ADMIN,
+            "define a tier: --quota 10/month, --target 4h, --specialties training,nutrition", _tier_set),
+    Command(("tier", "list"), (), Role.ADMIN, "the tiers and what they include", _tier_list),
     Command(("expert", "add"), (USER, Param("specialties", "list"), Param("name", "text", optional=True)),
             Role.ADMIN, "make someone an expert for comma-separated specialties", _expert_add),
     Command(("expert", "remove"), (USER,), Role.ADMIN, "remove an expert", _expert_remove),

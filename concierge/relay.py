@@ -9,8 +9,9 @@ from sqlmodel import Session
 
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
+from concierge.tiers import entitlement_problem
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
-from concierge.people import Context, expert_of, is_admin, member_of, tier_name
+from concierge.people import Context, expert_of, is_admin, member_of
 from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Conversation, Member, Message, Tier
 
@@ -38,8 +39,8 @@ def touch_conversation(session: Session, conversation_id: int, now: datetime, **
     session.execute(update(Conversation.__table__).where(Conversation.__table__.c.id == conversation_id), values)
 
 
-def route_specialty(session: Session, member: Member, text: str) -> str:
-    """Pick the specialty of a new conversation.
+def route_specialty(session: Session, member: Member, text: str) -> tuple[str, bool]:
+    """Pick the specialty of a new conversation, and whether the text named it.
 
     A specialty named in the text wins; otherwise the tier's only specialty, or the only one
     the experts offer; otherwise "general".
@@ -48,7 +49,11 @@ def route_specialty(session: Session, member: Member, text: str) -> str:
     words = {word.strip(".,!?;:").lower() for word in text.split()}
     for specialty in offered:
         if specialty.lower() in words:
-            return specialty
+            return specialty, True
+    return _default_specialty(session, member, offered), False
+
+
+def _default_specialty(session: Session, member: Member, offered: list[str]) -> str:
     tier = session.get(Tier, member.tier_id)
     tier_specialties = [part for part in (tier.specialties if tier else "").split(",") if part]
     if len(tier_specialties) == 1:
@@ -75,15 +80,20 @@ def open_conversation_of(session: Session, member_id: int) -> Row | None:
     return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
 
 
-def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str) -> Card:
+def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str,
+               target_minutes: int | None = None) -> Card:
+    fields = [
+        ("Member", member.display_name),
+        ("Tier", tier),
+        ("Specialty", conversation.specialty),
+        ("Waiting since", conversation.opened_at.strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    if target_minutes:
+        due = conversation.opened_at + timedelta(minutes=target_minutes)
+        fields.append(("Answer by", due.strftime("%Y-%m-%d %H:%M UTC")))
     return Card(
         title=f"{member.display_name}, {tier}, {conversation.specialty}",
-        fields=(
-            ("Member", member.display_name),
-            ("Tier", tier),
-            ("Specialty", conversation.specialty),
-            ("Waiting since", conversation.opened_at.strftime("%Y-%m-%d %H:%M UTC")),
-        ),
+        fields=tuple(fields),
         buttons=(
             Button("Claim", "claim", str(conversation.id), "primary"),
             Button("Close", "close", str(conversation.id), "danger"),
@@ -134,9 +144,15 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
                     address=reply_to, message=Outbound(notice), now=ctx.now)
         return Reply(notice, ok=False)
     if conversation is None:
+        specialty, named = route_specialty(session, member, text)
+        problem = entitlement_problem(session, member, specialty, named, ctx.now)
+        if problem is not None:
+            enqueue(session, key=f"entitlement:{author.platform}:{event.event_id}", kind=POST,
+                    address=reply_to, message=Outbound(problem), now=ctx.now)
+            return Reply(problem, ok=False)
         conversation = Conversation(
             member_id=member.id,
-            specialty=route_specialty(session, member, text),
+            specialty=specialty,
             member_platform=author.platform,
             member_channel=author.channel,
             member_user=author.user,
@@ -147,9 +163,11 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         )
         session.add(conversation)
         session.flush()
-        tier = tier_name(session, member.tier_id)
+        tier = session.get(Tier, member.tier_id)
+        card = staff_card(conversation, member, tier.name if tier else "?",
+                          tier.response_target_minutes if tier else None)
         enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=OPEN_THREAD,
-                address=ctx.staff, message=Outbound(text, staff_card(conversation, member, tier)),
+                address=ctx.staff, message=Outbound(text, card),
                 now=ctx.now, conversation_id=conversation.id)
     else:
         # The member may have moved to another DM channel (or platform) since.
