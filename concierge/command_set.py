@@ -13,7 +13,17 @@ from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.people import Role, expert_of, member_of
 from concierge.records import Conversation, Tier
+from concierge.stats import desk_stats
 from concierge.relay import conversation_in_thread, send_to_member
+
+
+def parse_duration(text: str) -> timedelta:
+    """`7d`, `12h`, `30m` -> a timedelta; ValueError otherwise."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:].lower()
+    if not number.isdigit() or unit not in units or int(number) < 1:
+        raise ValueError(text)
+    return timedelta(**{units[unit]: int(number)})
 
 
 def _user(invocation: Invocation, token: str) -> tuple[str, str]:
@@ -139,6 +149,27 @@ def _tier_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     return "\n".join(tiers.describe(tier) for tier in found)
 
 
+def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    member = member_of(session, inv.address.platform, inv.address.user)
+    if member is None:
+        raise Refused("Only members rate their questions.")
+    number, _, score = args["conversation"].partition(":")  # buttons send "12:5"
+    score = score or args["score"] or ""
+    if not number.lstrip("#").isdigit() or not score.isdigit():
+        raise Refused("Rate like this: `/concierge rate <conversation> <1-5> [comment]`.")
+    conversation = _conversation(session, inv, int(number.lstrip("#")))
+    return desk.rate(session, inv.ctx, conversation, member.id, int(score), (args["comment"] or "").strip(),
+                     inv.actor, key=f"cmd:{inv.event_id}")
+
+
+def _stats(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    try:
+        since = inv.ctx.now - parse_duration(args["since"] or "7d")
+    except ValueError:
+        raise Refused("--since looks like 7d, 12h or 30m.") from None
+    return desk_stats(session, since)
+
+
 def _my_questions(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     member = member_of(session, inv.address.platform, inv.address.user)
     if member is None:
@@ -215,6 +246,10 @@ DESK_COMMANDS = [
             "close a conversation (--message sends the member a closing word first)", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
     Command(("my-questions",), (), Role.MEMBER, "your questions and where they stand", _my_questions),
+    Command(("rate",), (Param("conversation"), Param("score", optional=True), Param("comment", "text", optional=True)),
+            Role.MEMBER, "rate the answer to a closed question, 1 to 5", _rate),
+    Command(("stats",), (Param("since", option=True),), Role.ADMIN,
+            "conversations, first-response times, targets, ratings (--since 7d)", _stats),
     Command(("snippet", "add"), (Param("name"), Param("text", "text")), Role.EXPERT,
             "save a ready answer under a short name", _snippet_add),
     Command(("snippet", "list"), (), Role.EXPERT, "the saved answers", _snippet_list),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from concierge.errors import Refused
 from concierge.membership import audit
-from concierge.outbox import THREAD_POST, enqueue
+from concierge.outbox import POST, THREAD_POST, enqueue
 from concierge.people import Context
-from concierge.platform import Address, Outbound
-from concierge.records import Conversation, Expert, Message
+from concierge.platform import Address, Button, Card, Outbound
+from concierge.records import Conversation, Expert, Message, OutboxItem
 from concierge.relay import open_conversation_of, send_to_member
 
 
@@ -49,7 +49,40 @@ def close(session: Session, ctx: Context, conversation: Conversation, actor: str
     conversation.closed_at = ctx.now
     _notice(session, ctx, conversation, f"Closed by {actor}.", key)
     audit(session, ctx, actor, "conversation.close", conversation_id=conversation.id)
+    _ask_for_rating(session, ctx, conversation)
     return f"Conversation {conversation.id} closed" + (" and the member was told." if closing_message else ".")
+
+
+RATING_TEXT = ("How did we do? Rate the answer to your question from 1 (poor) to 5 (great), "
+               "or type `/concierge rate {id} <1-5> [comment]`.")
+
+
+def _ask_for_rating(session: Session, ctx: Context, conversation: Conversation) -> None:
+    """Once per conversation, and only if someone answered it."""
+    key = f"rating-request:{conversation.id}"
+    if conversation.first_response_at is None or session.exec(
+            select(OutboxItem.id).where(OutboxItem.key == key)).first() is not None:
+        return
+    buttons = tuple(Button(str(score), "rate", f"{conversation.id}:{score}") for score in range(1, 6))
+    enqueue(session, key=key, kind=POST,
+            address=Address(conversation.member_platform, conversation.member_channel, conversation.member_user),
+            message=Outbound(RATING_TEXT.format(id=conversation.id), Card(title="Rate this answer", buttons=buttons)),
+            now=ctx.now, conversation_id=conversation.id)
+
+
+def rate(session: Session, ctx: Context, conversation: Conversation, member_id: int, score: int,
+         comment: str, actor: str, key: str) -> str:
+    if conversation.member_id != member_id:
+        raise Refused("You can only rate your own questions. See `/concierge my-questions`.")
+    if conversation.status != "closed":
+        raise Refused(f"Conversation {conversation.id} is still open; rate it once it is closed.")
+    if not 1 <= score <= 5:
+        raise Refused("A rating is a number from 1 to 5.")
+    conversation.rating = score
+    conversation.rating_comment = comment[:1000]
+    _notice(session, ctx, conversation, f"Rated {score}/5" + (f": {comment}" if comment else "."),
+            key)
+    return "Thank you for your rating!"
 
 
 def reopen(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:

@@ -79,6 +79,8 @@ class Conversation(SQLModel, table=True):
     last_activity_at: datetime
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    rating: int | None = None  # 1-5, from the member after close
+    rating_comment: str = Field(default="", max_length=1000)
 
 
 class Message(SQLModel, table=True):

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, TextIO
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from concierge.member_data import ERASED
@@ -44,10 +45,11 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 
 def _active_since(moment: datetime):  # noqa: ANN202 - a SQL condition on Conversation
+    later = aliased(Message)  # its own alias: the export's outer query reads Message too
     return or_(
         Conversation.last_activity_at >= moment,
-        Conversation.closed_at >= moment,
-        exists().where(Message.conversation_id == Conversation.id, Message.created_at >= moment),
+        and_(Conversation.closed_at.is_not(None), Conversation.closed_at >= moment),  # no NULL: this gets negated
+        exists().where(later.conversation_id == Conversation.id, later.created_at >= moment),
     )
 
 

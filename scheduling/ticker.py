@@ -7,6 +7,7 @@ the subscriptions' `next_due_at` index, so a tick missed during a restart is fou
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -16,9 +17,12 @@ from concierge.digests.catalogue import compose_due_editions
 from concierge.digests.planner import plan_all_due
 from concierge.outbox import OutboxDispatcher
 from concierge.settings import Settings
+from concierge.transcripts import purge_older_than
 from scheduling.leader import Leadership
 
 log = logging.getLogger(__name__)
+
+PURGE_EVERY = timedelta(hours=1)  # retention is counted in days; an hourly look is plenty
 
 
 class DigestScheduler:
@@ -31,6 +35,7 @@ class DigestScheduler:
         self.batch_size = batch_size
         self.leadership = Leadership(db.engine)
         self.scheduler: AsyncIOScheduler | None = None
+        self._next_purge_at: datetime | None = None
 
     async def tick(self) -> int:
         """Plan everything due now; returns how many subscriptions were looked at."""
@@ -43,6 +48,12 @@ class DigestScheduler:
         if editions or total:
             log.info("digest tick: %d editions composed, %d subscriptions planned", len(editions), total)
             self.dispatcher.wake()
+        if self.settings.retention_days and (self._next_purge_at is None or now >= self._next_purge_at):
+            self._next_purge_at = now + PURGE_EVERY
+            cutoff = now - timedelta(days=self.settings.retention_days)
+            purged = await self.db.run(lambda session: purge_older_than(session, cutoff, actor="retention", now=now))
+            if purged:
+                log.info("retention: %d message texts purged (idle since before %s)", purged, cutoff.isoformat())
         return total
 
     def start(self) -> None:

@@ -88,3 +88,34 @@ async def test_a_member_writing_too_fast_is_told_once_and_nothing_is_lost_from_t
     await desk.member_writes("alice", "calmer now")
     await desk.settle()
     assert platform.thread_posts(thread)[-1] == "alice: calmer now"
+
+
+async def test_one_rating_request_after_close_and_the_rating_is_kept(desk, platform, runtime, clock):
+    from concierge.inbound import ButtonPressed
+    from concierge.records import Conversation
+    from adapters.local.platform import LocalPlatform
+
+    thread = await ask(desk)
+    await desk.command("bob", "close", thread=thread)  # unanswered: no request
+    await desk.settle()
+    assert not any("Rate the answer" in text for text in platform.dms_to("alice"))
+    await desk.command("bob", "reopen", thread=thread)
+    await desk.staff_writes("bob", thread, "Two litres.")
+    await desk.command("bob", "close", thread=thread)
+    await desk.command("bob", "reopen", thread=thread)
+    await desk.command("bob", "close", thread=thread)
+    await desk.settle()
+    requests = [s for s in platform.sent if s.message.card and s.message.card.title == "Rate this answer"]
+    assert len(requests) == 1, "one request per conversation"
+    assert [b.value for b in requests[0].message.card.buttons] == [f"1:{n}" for n in range(1, 6)]
+    reply = await runtime.concierge.handle(ButtonPressed("rate-1", LocalPlatform.dm_address("alice"), "rate", "1:4"))
+    assert reply.text == "Thank you for your rating!"
+    await desk.command("admin", "member add carol premium")
+    assert "only rate your own" in await desk.command("carol", "rate 1 5")
+    assert "from 1 to 5" in await desk.command("alice", "rate 1 9")
+    assert await desk.command("alice", "rate 1 5 very helpful") == "Thank you for your rating!"
+    [conversation] = rows(runtime, Conversation)
+    assert (conversation.rating, conversation.rating_comment) == (5, "very helpful")
+    stats = await desk.command("admin", "stats --since 1d")
+    assert "1 conversations" in stats and "Rating: 5.0/5 from 1 ratings" in stats
+    assert "p50" in stats and "--since looks like" in await desk.command("admin", "stats --since soon")

@@ -1,4 +1,4 @@
-"""snippets and block expiry
+"""desk tools
 
 Revision ID: 0002
 Revises: 0001
@@ -27,6 +27,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('rating', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('rating_comment', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False, server_default=''))
+
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.add_column(sa.Column('blocked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
@@ -35,5 +39,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.drop_column('blocked_until')
+
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_column('rating_comment')
+        batch_op.drop_column('rating')
 
     op.drop_table('snippet')
