@@ -122,6 +122,10 @@ def _expert_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str
 
 def _claim(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     conversation = _conversation(session, inv, args["conversation"])
+    if args["to"]:
+        platform, user = _user(inv, args["to"])
+        return desk.claim(session, inv.ctx, conversation, expert_of(session, platform, user), inv.actor,
+                          key=f"cmd:{inv.event_id}", handing_over=True)
     expert = expert_of(session, inv.address.platform, inv.address.user)
     return desk.claim(session, inv.ctx, conversation, expert, inv.actor, key=f"cmd:{inv.event_id}")
 
@@ -241,7 +245,8 @@ DESK_COMMANDS = [
             Role.ADMIN, "make someone an expert for comma-separated specialties", _expert_add),
     Command(("expert", "remove"), (USER,), Role.ADMIN, "remove an expert", _expert_remove),
     Command(("expert", "list"), (), Role.ADMIN, "list the experts and their specialties", _expert_list),
-    Command(("claim",), (CONVERSATION,), Role.EXPERT, "take a conversation", _claim),
+    Command(("claim",), (CONVERSATION, Param("to", "user", option=True)), Role.EXPERT,
+            "take a conversation (--to <user>: hand it to another expert)", _claim),
     Command(("close",), (CONVERSATION, Param("message", "text", option=True)), Role.EXPERT,
             "close a conversation (--message sends the member a closing word first)", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),

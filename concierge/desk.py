@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel import Session, select
 
 from concierge.errors import Refused
@@ -24,17 +26,39 @@ def _notice(session: Session, ctx: Context, conversation: Conversation, text: st
 
 
 def claim(session: Session, ctx: Context, conversation: Conversation, expert: Expert | None,
-          actor: str, key: str) -> str:
+          actor: str, key: str, handing_over: bool = False) -> str:
+    """Take a conversation, or (`handing_over`) give it to `expert`."""
     if conversation.status != "open":
         raise Refused(f"Conversation {conversation.id} is closed; reopen it first.")
     if expert is None:
-        raise Refused("Only experts can claim a conversation.")
+        raise Refused("That person is not an expert." if handing_over else "Only experts can claim a conversation.")
     if conversation.claimed_by == expert.id:
-        return f"You already have conversation {conversation.id}."
+        return f"{expert.display_name} already has conversation {conversation.id}." if handing_over \
+            else f"You already have conversation {conversation.id}."
     conversation.claimed_by = expert.id
-    _notice(session, ctx, conversation, f"Claimed by {expert.display_name}.", key)
-    audit(session, ctx, actor, "conversation.claim", conversation_id=conversation.id)
+    text = f"Handed over to {expert.display_name} by {actor}." if handing_over else f"Claimed by {expert.display_name}."
+    _notice(session, ctx, conversation, text, key)
+    audit(session, ctx, actor, "conversation.handover" if handing_over else "conversation.claim",
+          conversation_id=conversation.id, expert_id=expert.id)
+    if handing_over:
+        return f"Conversation {conversation.id} is now {expert.display_name}'s."
     return f"You claimed conversation {conversation.id}."
+
+
+AUTO_CLOSE_TEXT = ("We are closing this question as it has been quiet for a while. "
+                   "Write again any time to ask something new.")
+
+
+def close_idle(session: Session, ctx: Context, idle_hours: float) -> int:
+    """Close answered conversations with no activity for `idle_hours`; the member is told."""
+    cutoff = ctx.now - timedelta(hours=idle_hours)
+    idle = session.exec(select(Conversation).where(
+        Conversation.status == "open", Conversation.first_response_at.is_not(None),
+        Conversation.last_activity_at < cutoff)).all()
+    for conversation in idle:
+        close(session, ctx, conversation, "auto-close", key=f"auto-close:{conversation.id}:{ctx.now.isoformat()}",
+              closing_message=AUTO_CLOSE_TEXT)
+    return len(idle)
 
 
 def close(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str,

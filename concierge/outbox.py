@@ -326,15 +326,19 @@ class OutboxDispatcher:
     async def deliver_due(self, scan: bool = True) -> int:
         """Send what was handed over (and, if `scan`, what is due), record, repeat while busy."""
         batch = self._take_handed()
+        scanned: set[int] = set()  # ids claimed by a scan: their conversations may have more queued
         if scan:
             self._scan_wanted = False
-            batch += await self.db.run(self._claim_due)
+            found = await self.db.run(self._claim_due)
+            scanned = {item.id for item in found}
+            batch += found
         total = 0
         while batch:
             total += len(batch)
             outcomes = [await self._send(item) for item in batch]
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
                       or any((o.ref is None and not o.cancelled) or o.item.conversation_id in self._waiting
+                             or (o.item.id in scanned and o.item.conversation_id is not None)
                              for o in outcomes))
             self._scan_wanted = False
             claimed = await self.db.run(lambda session, done=outcomes, again=rescan: self._record(session, done, again))
@@ -342,6 +346,7 @@ class OutboxDispatcher:
                 # A conversation stops waiting once a scan after one of its sends finds nothing more.
                 sent = {o.item.conversation_id for o in outcomes if o.ref is not None}
                 self._waiting -= sent - {item.conversation_id for item in claimed}
+            scanned = {item.id for item in claimed}
             batch = self._take_handed() + claimed
         return total
 

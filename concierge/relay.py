@@ -234,9 +234,19 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         return Reply(f"Your reply is {len(text)} characters long; the limit is {limit}. Nothing was sent.", ok=False)
-    send_to_member(session, ctx, conversation, text, author=author, expert_id=expert.id if expert else None,
+    send_to_member(session, ctx, conversation, signed(ctx, text, expert.display_name if expert else None),
+                   author=author, expert_id=expert.id if expert else None,
                    key=f"reply:{platform}:{event.event_id}", attachments=event.attachments)
     return None
+
+
+def signed(ctx: Context, text: str, expert_name: str | None) -> str:
+    """The answer as the member sees it: plain, or signed with the expert's or the program's name."""
+    if ctx.settings.reply_signature == "expert" and expert_name:
+        return f"{text}\n- {expert_name}"
+    if ctx.settings.reply_signature == "program":
+        return f"{text}\n- {ctx.settings.program_name}"
+    return text
 
 
 def send_to_member(session: Session, ctx: Context, conversation: Conversation | Row, text: str, *, author: str,

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     member_messages_per_minute: int = Field(
         default=10, ge=1, description="Messages a member may send per minute; more get a polite notice."
     )
+    auto_close_hours: float | None = Field(
+        default=None, gt=0, description="Close answered conversations idle this long (the member is told); unset: never."
+    )
+    reply_signature: str = Field(
+        default="none", pattern="^(none|expert|program)$",
+        description="How members see staff answers: plain (none), signed with the expert's name, or the program's.",
+    )
     outbox_max_attempts: int = Field(default=10, ge=1, description="Tries before a send fails.")
     outbox_backoff_base_s: float = Field(default=1.0, gt=0, description="First retry delay.")
     outbox_backoff_cap_s: float = Field(default=300.0, gt=0, description="Longest retry delay.")

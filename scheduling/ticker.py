@@ -13,7 +13,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from concierge.clock import Clock
 from concierge.database import Database
+from concierge.desk import close_idle
 from concierge.digests.catalogue import compose_due_editions
+from concierge.people import Context
+from concierge.platform import Address
 from concierge.digests.planner import plan_all_due
 from concierge.outbox import OutboxDispatcher
 from concierge.settings import Settings
@@ -48,6 +51,12 @@ class DigestScheduler:
         if editions or total:
             log.info("digest tick: %d editions composed, %d subscriptions planned", len(editions), total)
             self.dispatcher.wake()
+        if self.settings.auto_close_hours:
+            closed = await self.db.run(lambda session: close_idle(
+                session, Context(settings=self.settings, now=now, staff=Address("", "")), self.settings.auto_close_hours))
+            if closed:
+                log.info("auto-close: %d idle conversations closed", closed)
+                self.dispatcher.wake()
         if self.settings.retention_days and (self._next_purge_at is None or now >= self._next_purge_at):
             self._next_purge_at = now + PURGE_EVERY
             cutoff = now - timedelta(days=self.settings.retention_days)

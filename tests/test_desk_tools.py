@@ -119,3 +119,61 @@ async def test_one_rating_request_after_close_and_the_rating_is_kept(desk, platf
     stats = await desk.command("admin", "stats --since 1d")
     assert "1 conversations" in stats and "Rating: 5.0/5 from 1 ratings" in stats
     assert "p50" in stats and "--since looks like" in await desk.command("admin", "stats --since soon")
+
+
+async def test_hand_over_to_another_expert(desk, platform, runtime):
+    thread = await ask(desk)
+    await desk.command("admin", "expert add carl nutrition")
+    assert await desk.command("bob", "claim --to carl", thread=thread) == "Conversation 1 is now carl's."
+    assert "not an expert" in await desk.command("bob", "claim --to alice", thread=thread)
+    await desk.settle()
+    assert platform.thread_posts(thread)[-1] == "Handed over to carl by bob."
+
+
+async def test_answers_can_be_signed(database_url, platform, clock):
+    from concierge.bootstrap import build_runtime
+    from tests.conftest import make_settings
+    from tests.contract.local_driver import LocalDriver
+
+    runtime = build_runtime(make_settings(database_url, reply_signature="expert"), {"local": platform}, clock=clock)
+    try:
+        desk = LocalDriver(runtime, platform)
+        thread = await ask(desk)
+        await desk.staff_writes("bob", thread, "Two litres.")
+        await desk.settle()
+        assert platform.dms_to("alice") == ["Two litres.\n- bob"]
+    finally:
+        runtime.close()
+
+
+async def test_idle_answered_conversations_close_from_the_tick_even_after_a_restart(database_url, platform, clock):
+    from concierge.bootstrap import build_runtime
+    from concierge.records import Conversation
+    from scheduling.ticker import DigestScheduler
+    from tests.conftest import make_settings
+    from tests.contract.local_driver import LocalDriver
+
+    settings = make_settings(database_url, auto_close_hours=24)
+    runtime = build_runtime(settings, {"local": platform}, clock=clock)
+    desk = LocalDriver(runtime, platform)
+    thread = await ask(desk)
+    await desk.member_writes("dave", "not a member")  # nothing
+    await desk.staff_writes("bob", thread, "Two litres.")
+    await desk.settle()
+    runtime.close()  # a restart: the rule lives in the tick and the records, not in a timer
+
+    runtime = build_runtime(settings, {"local": platform}, clock=clock)
+    try:
+        ticker = DigestScheduler(runtime.db, runtime.dispatcher, settings, clock)
+        clock.advance(23 * 3600)
+        await ticker.tick()
+        await runtime.dispatcher.drain()
+        assert rows(runtime, Conversation)[0].status == "open"
+        clock.advance(2 * 3600)
+        await ticker.tick()
+        await runtime.dispatcher.drain()
+        assert rows(runtime, Conversation)[0].status == "closed"
+        assert "quiet for a while" in platform.dms_to("alice")[-2]  # then the rating request
+        assert "Closed by auto-close." in platform.thread_posts(thread)
+    finally:
+        runtime.close()
