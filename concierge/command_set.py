@@ -12,9 +12,9 @@ from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.people import Role, expert_of, member_of
-from concierge.records import Conversation, Tier
+from concierge.records import Conversation, Message, Tier
 from concierge.stats import desk_stats
-from concierge.relay import conversation_in_thread, send_to_member
+from concierge.relay import conversation_in_thread, open_staff_thread, send_to_member, topics_for
 
 
 def parse_duration(text: str) -> timedelta:
@@ -153,6 +153,26 @@ def _tier_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     return "\n".join(tiers.describe(tier) for tier in found)
 
 
+def _topic(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    member = member_of(session, inv.address.platform, inv.address.user)
+    number, _, topic = args["choice"].partition(":")  # buttons send "12:nutrition"
+    if member is None or not number.isdigit() or not topic:
+        raise Refused("Pick a topic with the buttons under your question.")
+    conversation = session.get(Conversation, int(number))
+    if conversation is None or conversation.member_id != member.id:
+        raise Refused("That is not one of your questions.")
+    if conversation.status != "choosing":
+        return "Your question is already with our experts."
+    if topic not in topics_for(session, member):
+        raise Refused(f"{topic} is not a topic you can pick. Use the buttons under your question.")
+    conversation.specialty = topic
+    conversation.status = "open"
+    texts = session.exec(select(Message.text).where(Message.conversation_id == conversation.id,
+                                                    Message.direction == "in").order_by(Message.id)).all()
+    open_staff_thread(session, inv.ctx, conversation, member, "\n".join(texts), key=f"cmd:{inv.event_id}")
+    return f"Thank you: your question is with our {topic} experts."
+
+
 def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     member = member_of(session, inv.address.platform, inv.address.user)
     if member is None:
@@ -251,6 +271,7 @@ DESK_COMMANDS = [
             "close a conversation (--message sends the member a closing word first)", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
     Command(("my-questions",), (), Role.MEMBER, "your questions and where they stand", _my_questions),
+    Command(("topic",), (Param("choice"),), Role.MEMBER, "pick the topic of your new question", _topic),
     Command(("rate",), (Param("conversation"), Param("score", optional=True), Param("comment", "text", optional=True)),
             Role.MEMBER, "rate the answer to a closed question, 1 to 5", _rate),
     Command(("stats",), (Param("since", option=True),), Role.ADMIN,

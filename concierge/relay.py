@@ -63,10 +63,32 @@ def _default_specialty(session: Session, member: Member, offered: list[str]) -> 
     return "general"
 
 
+def topics_for(session: Session, member: Member) -> list[str]:
+    """The specialties a member may pick from: offered by experts and covered by their tier."""
+    offered = known_specialties(session)
+    tier = session.get(Tier, member.tier_id)
+    covered = [part for part in (tier.specialties if tier else "").split(",") if part]
+    return [specialty for specialty in offered if not covered or specialty in covered]
+
+
+TOPIC_QUESTION = "Which topic is your question about? Pick one and it goes to the right experts."
+
+
+def open_staff_thread(session: Session, ctx: Context, conversation: Conversation, member: Member | Row,
+                      text: str, key: str) -> None:
+    """Post the conversation's card in the staff channel; its thread carries the rest."""
+    tier = session.get(Tier, member.tier_id)
+    card = staff_card(conversation, member, tier.name if tier else "?",
+                      tier.response_target_minutes if tier else None)
+    enqueue(session, key=key, kind=OPEN_THREAD, address=Address(conversation.staff_platform,
+                                                                 conversation.staff_channel),
+            message=Outbound(text, card), now=ctx.now, conversation_id=conversation.id)
+
+
 CONVERSATIONS = Conversation.__table__
 _OPEN_CONVERSATION = (
     select(CONVERSATIONS)
-    .where(CONVERSATIONS.c.member_id == bindparam("member_id"), CONVERSATIONS.c.status == "open")
+    .where(CONVERSATIONS.c.member_id == bindparam("member_id"), CONVERSATIONS.c.status.in_(("open", "choosing")))
     .order_by(CONVERSATIONS.c.id.desc())
     .limit(1)
 )
@@ -145,6 +167,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         return Reply(notice, ok=False)
     if conversation is None:
         specialty, named = route_specialty(session, member, text)
+        topics = [] if named else topics_for(session, member)
         problem = entitlement_problem(session, member, specialty, named, ctx.now)
         if problem is not None:
             enqueue(session, key=f"entitlement:{author.platform}:{event.event_id}", kind=POST,
@@ -161,14 +184,19 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
             opened_at=ctx.now,
             last_activity_at=ctx.now,
         )
+        if len(topics) > 1:  # the member picks the topic first; staff see it once picked
+            conversation.status = "choosing"
         session.add(conversation)
         session.flush()
-        tier = session.get(Tier, member.tier_id)
-        card = staff_card(conversation, member, tier.name if tier else "?",
-                          tier.response_target_minutes if tier else None)
-        enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=OPEN_THREAD,
-                address=ctx.staff, message=Outbound(text, card),
-                now=ctx.now, conversation_id=conversation.id)
+        if conversation.status == "choosing":
+            buttons = tuple(Button(topic.capitalize(), "topic", f"{conversation.id}:{topic}") for topic in topics)
+            enqueue(session, key=f"topic:{author.platform}:{event.event_id}", kind=POST, address=reply_to,
+                    message=Outbound(TOPIC_QUESTION, Card(title="Pick a topic", buttons=buttons)), now=ctx.now,
+                    conversation_id=conversation.id)
+        else:
+            open_staff_thread(session, ctx, conversation, member, text, key=f"in:{author.platform}:{event.event_id}")
+    elif conversation.status == "choosing":  # kept; it goes to staff with the topic
+        touch_conversation(session, conversation.id, ctx.now)
     else:
         # The member may have moved to another DM channel (or platform) since.
         if (conversation.member_platform, conversation.member_channel, conversation.member_user) != (
@@ -228,6 +256,8 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
         record_message(session, conversation_id=conversation.id, direction="internal", author=author,
                        text=text[len(NOTE_PREFIX):].strip(), now=ctx.now)
         return Reply("(internal, not sent)")
+    if conversation.status == "choosing":
+        return Reply("The member is still picking a topic. Nothing was sent.", ok=False)
     if conversation.status != "open":
         return Reply(f"Conversation {conversation.id} is closed; run `/concierge reopen` to answer again. "
                      "Nothing was sent.", ok=False)

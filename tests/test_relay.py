@@ -8,13 +8,13 @@ from adapters.local.platform import LocalPlatform
 from tests.conftest import rows
 
 
-async def enrol(desk, *, tier="premium"):
+async def enrol(desk, *, tier="premium", specialties="nutrition"):
     await desk.command("admin", f"member add alice {tier}")
-    await desk.command("admin", "expert add bob nutrition,training")
+    await desk.command("admin", f"expert add bob {specialties}")
 
 
 async def test_question_opens_a_thread_with_a_card(desk, platform, runtime):
-    await enrol(desk)
+    await enrol(desk, specialties="nutrition,training")
     await desk.member_writes("alice", "What about nutrition before a race?")
     await desk.settle()
     [opened] = platform.threads_opened()
@@ -119,7 +119,7 @@ async def test_attachments_are_relayed_as_links(runtime, desk, platform):
 
 
 async def test_specialty_named_in_the_text_routes_the_conversation(desk, platform, runtime):
-    await enrol(desk)
+    await enrol(desk, specialties="nutrition,training")
     await desk.member_writes("alice", "A training question: intervals?")
     await desk.settle()
     [conversation] = rows(runtime, Conversation)
@@ -136,3 +136,26 @@ async def test_every_relay_is_queued_before_it_is_sent(desk, runtime):
     items = rows(runtime, OutboxItem)
     assert [item.kind for item in items] == ["open_thread", "post"]
     assert all(item.status == "sent" and item.sent_message_id for item in items)
+
+
+async def test_a_question_naming_no_topic_asks_the_member_to_pick_one(desk, platform, runtime):
+    from concierge.inbound import ButtonPressed
+
+    await enrol(desk, specialties="nutrition,training,physio")
+    await desk.command("admin", "tier set premium --specialties training,nutrition")
+    await desk.member_writes("alice", "I have a question")
+    await desk.member_writes("alice", "about my week")
+    await desk.settle()
+    assert platform.threads_opened() == [], "staff see it once the topic is picked"
+    [prompt] = [s for s in platform.sent if s.message.card and s.message.card.title == "Pick a topic"]
+    assert [(b.label, b.value) for b in prompt.message.card.buttons] == [("Nutrition", "1:nutrition"),
+                                                                         ("Training", "1:training")]
+    assert "not a topic you can pick" in await desk.command("alice", "topic 1:physio")
+    reply = await runtime.concierge.handle(ButtonPressed("t1", LocalPlatform.dm_address("alice"), "topic",
+                                                         "1:training"))
+    assert reply.text == "Thank you: your question is with our training experts."
+    await desk.settle()
+    [opened] = platform.threads_opened()
+    assert opened.message.card.title == "alice, premium, training"
+    assert opened.message.text == "I have a question\nabout my week"
+    assert "already with our experts" in await desk.command("alice", "topic 1:nutrition")
