@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from concierge import desk, membership, snippets, tiers
+from concierge import desk, duty, membership, snippets, tiers
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.people import Role, expert_of, member_of
-from concierge.records import Conversation, Message, Tier
+from concierge.records import Conversation, Expert, Message, Tier
 from concierge.stats import desk_stats
 from concierge.relay import conversation_in_thread, open_staff_thread, send_to_member, topics_for
 
@@ -111,6 +111,18 @@ def _expert_remove(session: Session, inv: Invocation, args: dict[str, Any]) -> s
     platform, user = _user(inv, args["user"])
     expert = membership.remove_expert(session, inv.ctx, platform=platform, user=user, actor=inv.actor)
     return f"{expert.display_name} is no longer an expert."
+
+
+def _expert_hours(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    expert = expert_of(session, platform, user)
+    if expert is None:
+        raise Refused(f"{args['user']} is not an expert.")
+    expert = session.get(Expert, expert.id)
+    duty.set_hours(expert, args["hours"], args["tz"], args["days"])
+    membership.audit(session, inv.ctx, inv.actor, "expert.hours", expert_id=expert.id, hours=args["hours"])
+    return (f"{expert.display_name} is on duty {expert.work_start}:00-{expert.work_end}:00 {expert.time_zone}, "
+            f"{expert.work_days.replace(',', ', ')}.")
 
 
 def _expert_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -264,6 +276,8 @@ DESK_COMMANDS = [
     Command(("expert", "add"), (USER, Param("specialties", "list"), Param("name", "text", optional=True)),
             Role.ADMIN, "make someone an expert for comma-separated specialties", _expert_add),
     Command(("expert", "remove"), (USER,), Role.ADMIN, "remove an expert", _expert_remove),
+    Command(("expert", "hours"), (USER, Param("hours"), Param("tz", option=True), Param("days", option=True)),
+            Role.ADMIN, "set an expert's working hours, e.g. 9-17 --tz Europe/Paris --days mon-fri", _expert_hours),
     Command(("expert", "list"), (), Role.ADMIN, "list the experts and their specialties", _expert_list),
     Command(("claim",), (CONVERSATION, Param("to", "user", option=True)), Role.EXPERT,
             "take a conversation (--to <user>: hand it to another expert)", _claim),

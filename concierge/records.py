@@ -40,6 +40,9 @@ class Expert(SQLModel, table=True):
     specialties: str = Field(default="", max_length=512)  # comma-separated
     active: bool = True
     time_zone: str = Field(default="UTC", max_length=64)
+    work_start: int | None = None  # local hour on duty from; None: always on duty
+    work_end: int | None = None  # local hour off duty
+    work_days: str = Field(default="mon,tue,wed,thu,fri,sat,sun", max_length=64)
     created_at: datetime
 
 
@@ -79,6 +82,7 @@ class Conversation(SQLModel, table=True):
     last_activity_at: datetime
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    escalation_level: int = 0  # 1: over the response target, experts paged; 2: admins paged
     rating: int | None = None  # 1-5, from the member after close
     rating_comment: str = Field(default="", max_length=1000)
 

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
+from concierge.duty import away_notice
 from concierge.tiers import entitlement_problem
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
 from concierge.people import Context, expert_of, is_admin, member_of
@@ -83,6 +84,11 @@ def open_staff_thread(session: Session, ctx: Context, conversation: Conversation
     enqueue(session, key=key, kind=OPEN_THREAD, address=Address(conversation.staff_platform,
                                                                  conversation.staff_channel),
             message=Outbound(text, card), now=ctx.now, conversation_id=conversation.id)
+    notice = away_notice(session, conversation.specialty, ctx.now)
+    if notice is not None:
+        enqueue(session, key=f"{key}:away", kind=POST,
+                address=Address(conversation.member_platform, conversation.member_channel, conversation.member_user),
+                message=Outbound(notice), now=ctx.now, conversation_id=conversation.id)
 
 
 CONVERSATIONS = Conversation.__table__

@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from concierge.clock import Clock
 from concierge.database import Database
 from concierge.desk import close_idle
+from concierge.duty import escalate_overdue
 from concierge.digests.catalogue import compose_due_editions
 from concierge.people import Context
 from concierge.platform import Address
@@ -50,6 +51,10 @@ class DigestScheduler:
                                    max_per_day=self.settings.digest_max_per_day)
         if editions or total:
             log.info("digest tick: %d editions composed, %d subscriptions planned", len(editions), total)
+            self.dispatcher.wake()
+        paged = await self.db.run(lambda session: escalate_overdue(session, now, self.settings.admins))
+        if paged:
+            log.info("escalation: %d conversations over their response target", paged)
             self.dispatcher.wake()
         if self.settings.auto_close_hours:
             closed = await self.db.run(lambda session: close_idle(

@@ -28,8 +28,14 @@ def upgrade() -> None:
     sa.UniqueConstraint('name')
     )
     with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('escalation_level', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('rating', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('rating_comment', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False, server_default=''))
+
+    with op.batch_alter_table('expert', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('work_start', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('work_end', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('work_days', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False, server_default='mon,tue,wed,thu,fri,sat,sun'))
 
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.add_column(sa.Column('blocked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
@@ -40,8 +46,14 @@ def downgrade() -> None:
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.drop_column('blocked_until')
 
+    with op.batch_alter_table('expert', schema=None) as batch_op:
+        batch_op.drop_column('work_days')
+        batch_op.drop_column('work_end')
+        batch_op.drop_column('work_start')
+
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.drop_column('rating_comment')
         batch_op.drop_column('rating')
+        batch_op.drop_column('escalation_level')
 
     op.drop_table('snippet')
