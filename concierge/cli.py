@@ -83,6 +83,30 @@ def doctor() -> None:
     typer.echo(f"all configured platforms look right ({', '.join(checked) or 'none configured'})")
 
 
+@app.command()
+def stats(
+    since: str = typer.Option("7d", help="How far back: 7d, 12h, 30m."),
+    chart: Path = typer.Option(None, help="Also draw the figures into this PNG file."),
+) -> None:
+    """Desk statistics: conversations, first-response times, targets, ratings, busiest hours."""
+    from concierge.command_set import parse_duration
+    from concierge.stats import collect, draw_chart, render_text
+
+    try:
+        start = utc_now() - parse_duration(since)
+    except ValueError:
+        raise typer.BadParameter("--since looks like 7d, 12h or 30m") from None
+    db = _database()
+    try:
+        figures = db.run_sync(lambda session: collect(session, start))
+    finally:
+        db.close()
+    typer.echo(render_text(figures))
+    if chart is not None:
+        draw_chart(figures, chart)
+        typer.echo(f"chart written to {chart}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply the alembic migrations to the configured database."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from statistics import quantiles
 
 from sqlmodel import Session, select
@@ -21,37 +23,89 @@ def _fmt(minutes: float) -> str:
     return f"{minutes:.0f}m" if minutes < 120 else f"{minutes / 60:.1f}h"
 
 
-def desk_stats(session: Session, since: datetime) -> str:
+@dataclass
+class DeskStats:
+    since: datetime
+    conversations: int = 0
+    open: int = 0
+    first_response: dict[str, list[float]] = field(default_factory=dict)  # group -> minutes
+    target_hits: int = 0
+    target_total: int = 0
+    ratings: list[int] = field(default_factory=list)
+    by_hour: Counter = field(default_factory=Counter)
+
+
+def collect(session: Session, since: datetime) -> DeskStats:
+    stats = DeskStats(since)
     rows = session.exec(
         select(Conversation, Tier)
         .join(Member, Member.id == Conversation.member_id)
         .join(Tier, Tier.id == Member.tier_id)
         .where(Conversation.opened_at >= since)
     ).all()
-    if not rows:
-        return f"No conversations since {since:%Y-%m-%d %H:%M} UTC."
-    lines = [f"Since {since:%Y-%m-%d %H:%M} UTC: {len(rows)} conversations, "
-             f"{sum(c.status == 'open' for c, _ in rows)} open."]
     groups: dict[str, list[float]] = defaultdict(list)
-    hits = targets = 0
     for conversation, tier in rows:
+        stats.conversations += 1
+        stats.open += conversation.status == "open"
+        stats.by_hour[conversation.opened_at.hour] += 1
+        if conversation.rating:
+            stats.ratings.append(conversation.rating)
         if conversation.first_response_at is None:
             continue
         minutes = (conversation.first_response_at - conversation.opened_at).total_seconds() / 60
         groups[f"specialty {conversation.specialty}"].append(minutes)
         groups[f"tier {tier.name}"].append(minutes)
         if tier.response_target_minutes:
-            targets += 1
-            hits += minutes <= tier.response_target_minutes
-    for name in sorted(groups):
-        values = groups[name]
+            stats.target_total += 1
+            stats.target_hits += minutes <= tier.response_target_minutes
+    stats.first_response = dict(sorted(groups.items()))
+    return stats
+
+
+def render_text(stats: DeskStats) -> str:
+    if not stats.conversations:
+        return f"No conversations since {stats.since:%Y-%m-%d %H:%M} UTC."
+    lines = [f"Since {stats.since:%Y-%m-%d %H:%M} UTC: {stats.conversations} conversations, {stats.open} open."]
+    for name, values in stats.first_response.items():
         lines.append(f"First response, {name}: p50 {_fmt(_percentile(values, 50))}, "
                      f"p90 {_fmt(_percentile(values, 90))} ({len(values)} answered)")
-    if targets:
-        lines.append(f"Response target met: {hits}/{targets} ({100 * hits / targets:.0f}%)")
-    ratings = [c.rating for c, _ in rows if c.rating]
-    if ratings:
-        lines.append(f"Rating: {sum(ratings) / len(ratings):.1f}/5 from {len(ratings)} ratings")
-    hours = Counter(c.opened_at.hour for c, _ in rows).most_common(3)
-    lines.append("Busiest hours (UTC): " + ", ".join(f"{hour:02d}:00 ({count})" for hour, count in hours))
+    if stats.target_total:
+        lines.append(f"Response target met: {stats.target_hits}/{stats.target_total} "
+                     f"({100 * stats.target_hits / stats.target_total:.0f}%)")
+    if stats.ratings:
+        lines.append(f"Rating: {sum(stats.ratings) / len(stats.ratings):.1f}/5 from {len(stats.ratings)} ratings")
+    busiest = stats.by_hour.most_common(3)
+    lines.append("Busiest hours (UTC): " + ", ".join(f"{hour:02d}:00 ({count})" for hour, count in busiest))
     return "\n".join(lines)
+
+
+def desk_stats(session: Session, since: datetime) -> str:
+    return render_text(collect(session, since))
+
+
+def draw_chart(stats: DeskStats, path: Path) -> None:
+    """The same figures as a PNG: first-response p50/p90 per group, and questions per hour."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+
+    figure, (times, hours) = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = list(stats.first_response)
+    p50 = [_percentile(stats.first_response[name], 50) for name in names]
+    p90 = [_percentile(stats.first_response[name], 90) for name in names]
+    positions = range(len(names))
+    times.barh([p - 0.2 for p in positions], p50, height=0.4, label="p50")
+    times.barh([p + 0.2 for p in positions], p90, height=0.4, label="p90")
+    times.set_yticks(list(positions), names)
+    times.set_xlabel("minutes to first response")
+    times.set_title("First response")
+    times.legend()
+    hours.bar(range(24), [stats.by_hour.get(hour, 0) for hour in range(24)])
+    hours.set_xlabel("hour (UTC)")
+    hours.set_title("Questions opened")
+    rating = f", rating {sum(stats.ratings) / len(stats.ratings):.1f}/5" if stats.ratings else ""
+    figure.suptitle(f"{stats.conversations} conversations since {stats.since:%Y-%m-%d}{rating}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -177,3 +177,18 @@ async def test_idle_answered_conversations_close_from_the_tick_even_after_a_rest
         assert "Closed by auto-close." in platform.thread_posts(thread)
     finally:
         runtime.close()
+
+
+async def test_stats_from_the_command_line_with_a_chart(desk, tmp_path, database_url):
+    from tests.test_entrypoints import concierge
+
+    thread = await ask(desk)
+    await desk.staff_writes("bob", thread, "Two litres.")
+    chart = tmp_path / "stats.png"
+    result = concierge("stats", "--since", "3650d", "--chart", str(chart), cwd=tmp_path,
+                       env={"CONCIERGE_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "1 conversations, 1 open" in result.stdout and "First response, specialty nutrition: p50 0m" in result.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+    bad = concierge("stats", "--since", "forever", cwd=tmp_path, env={"CONCIERGE_DATABASE_URL": database_url})
+    assert bad.returncode == 2
