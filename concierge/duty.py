@@ -54,6 +54,17 @@ def on_duty(expert: Expert, moment: datetime) -> bool:
     return start <= local.hour < end if start < end else local.hour >= start or local.hour < end
 
 
+def on_duty_user_ids(session: Session, specialty: str, platform: str, now: datetime) -> tuple[str, ...]:
+    """The platform user ids of the experts on duty for a specialty (to page them)."""
+    from concierge.records import PlatformIdentity
+
+    ids = [e.id for e in experts_for(session, specialty) if on_duty(e, now)]
+    if not ids:
+        return ()
+    return tuple(session.exec(select(PlatformIdentity.user_id).where(
+        PlatformIdentity.expert_id.in_(ids), PlatformIdentity.platform == platform)).all())
+
+
 def experts_for(session: Session, specialty: str) -> list[Expert]:
     experts = session.exec(select(Expert).where(Expert.active)).all()
     covering = [e for e in experts if specialty in e.specialties.split(",")]
@@ -106,12 +117,15 @@ def escalate_overdue(session: Session, now: datetime, admins: list[str]) -> int:
                     f"{', '.join(names) or 'nobody'}.")
         else:
             text = f"Still unanswered after {waited_text}. Admins ({', '.join(admins) or 'none set'}), please step in."
+        mentions = (on_duty_user_ids(session, conversation.specialty, conversation.staff_platform, now)
+                    if level == 1 else tuple(entry.partition(":")[2] for entry in admins
+                                             if entry.partition(":")[0] == conversation.staff_platform))
         conversation.escalation_level = level
         session.add(Message(conversation_id=conversation.id, direction="event", author="concierge", text=text,
                             created_at=now))
         enqueue(session, key=f"escalation:{conversation.id}:{level}", kind=THREAD_POST,
                 address=Address(conversation.staff_platform, conversation.staff_channel,
                                 thread=conversation.staff_thread or ""),
-                message=Outbound(text), now=now, conversation_id=conversation.id)
+                message=Outbound(text, mentions=mentions), now=now, conversation_id=conversation.id)
         paged += 1
     return paged

@@ -66,6 +66,9 @@ class Outbound:
     text: str
     card: Card | None = None
     idempotency_key: str = ""
+    # User ids (on the message's platform) the core pages on purpose, e.g. the experts on duty.
+    # Adapters ping exactly these and nobody else; everything in `text` stays inert.
+    mentions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +82,8 @@ class Outbound:
                 fields=tuple(tuple(pair) for pair in card.get("fields", ())),
                 buttons=tuple(Button(**button) for button in card.get("buttons", ())),
             )
-        return cls(text=data["text"], card=card, idempotency_key=data.get("idempotency_key", ""))
+        return cls(text=data["text"], card=card, idempotency_key=data.get("idempotency_key", ""),
+                   mentions=tuple(data.get("mentions", ())))
 
 
 @dataclass(frozen=True)

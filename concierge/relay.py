@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
-from concierge.duty import away_notice
+from concierge.duty import away_notice, on_duty_user_ids
 from concierge.tiers import entitlement_problem
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
 from concierge.people import Context, expert_of, is_admin, member_of
@@ -81,9 +81,11 @@ def open_staff_thread(session: Session, ctx: Context, conversation: Conversation
     tier = session.get(Tier, member.tier_id)
     card = staff_card(conversation, member, tier.name if tier else "?",
                       tier.response_target_minutes if tier else None)
+    # The experts on duty for the topic are paged by the card, on purpose and by id only.
+    paged = on_duty_user_ids(session, conversation.specialty, conversation.staff_platform, ctx.now)
     enqueue(session, key=key, kind=OPEN_THREAD, address=Address(conversation.staff_platform,
                                                                  conversation.staff_channel),
-            message=Outbound(text, card), now=ctx.now, conversation_id=conversation.id)
+            message=Outbound(text, card, mentions=paged), now=ctx.now, conversation_id=conversation.id)
     notice = away_notice(session, conversation.specialty, ctx.now)
     if notice is not None:
         enqueue(session, key=f"{key}:away", kind=POST,

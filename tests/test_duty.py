@@ -80,3 +80,20 @@ async def test_answered_questions_are_not_escalated(desk, platform, clock, ticke
     await ticker.tick()
     await desk.settle()
     assert not any("target" in text for text in platform.thread_posts(desk.threads()[0]))
+
+
+async def test_the_card_and_the_escalations_page_by_id_only_whom_the_core_means(desk, platform, clock, ticker):
+    await setup(desk)
+    await desk.command("admin", "expert add carl training")
+    await desk.member_writes("alice", "a nutrition question")
+    await desk.settle()
+    [opened] = platform.threads_opened()
+    assert opened.message.mentions == ("bob",), "only the on-duty nutrition expert"
+    clock.advance(61 * 60)
+    await ticker.tick()
+    await desk.settle()
+    clock.advance(60 * 60)
+    await ticker.tick()
+    await desk.settle()
+    pages = [s.message.mentions for s in platform.sent if "target" in s.message.text or "step in" in s.message.text]
+    assert pages == [("bob",), ("admin",)]
