@@ -32,6 +32,15 @@ async def catalogue(desk, cadence="weekly"):
     assert "created" in answer
 
 
+async def an_edition_due_for_alice(desk, clock, tip="tip"):
+    """Alice subscribed daily at 10:00, one edition published, and it is 10:00."""
+    await catalogue(desk)
+    await desk.command("alice", "subscribe nutrition-tips --cadence daily --hour 10")
+    await desk.command("bob", f"digest add nutrition-tips {tip}")
+    await desk.command("admin", "digest publish nutrition-tips")
+    clock.advance(3600)
+
+
 def digest_dms(platform, person):
     return [text for text in platform.dms_to(person) if "nutrition tips #" in text]
 
@@ -88,11 +97,7 @@ async def test_unsubscribe_button_takes_effect_before_the_next_send(desk, platfo
 
 async def test_a_send_already_claimed_is_stopped_by_unsubscribing(desk, platform, runtime, clock, ticker):
     """Even an item a worker has claimed is not sent once consent is revoked."""
-    await catalogue(desk)
-    await desk.command("alice", "subscribe nutrition-tips --cadence daily --hour 10")
-    await desk.command("bob", "digest add nutrition-tips tip")
-    await desk.command("admin", "digest publish nutrition-tips")
-    clock.advance(3600)
+    await an_edition_due_for_alice(desk, clock)
     await ticker.tick()
     claimed = await runtime.db.run(runtime.dispatcher._claim_due)
     await desk.command("alice", "unsubscribe nutrition-tips")
@@ -206,11 +211,7 @@ async def test_preview_and_test_reach_only_the_asker(desk, platform, runtime):
 
 
 async def test_the_audit_names_a_delivery_without_consent(desk, platform, runtime, clock, ticker):
-    await catalogue(desk)
-    await desk.command("alice", "subscribe nutrition-tips --cadence daily --hour 10")
-    await desk.command("bob", "digest add nutrition-tips tip")
-    await desk.command("admin", "digest publish nutrition-tips")
-    clock.advance(3600)
+    await an_edition_due_for_alice(desk, clock)
     await tick(ticker, desk)
     assert consent_violations_of(runtime) == []
 
