@@ -71,11 +71,7 @@ def consent_violations_of(runtime):
 
 
 async def test_unsubscribe_button_takes_effect_before_the_next_send(desk, platform, runtime, clock, ticker):
-    await catalogue(desk)
-    await desk.command("alice", "subscribe nutrition-tips --cadence daily --hour 10")
-    await desk.command("bob", "digest add nutrition-tips tip one")
-    await desk.command("admin", "digest publish nutrition-tips")
-    clock.advance(3600)
+    await an_edition_due_for_alice(desk, clock, tip="tip one")
     await ticker.tick()  # queued, not yet sent
     [queued] = rows(runtime, OutboxItem, OutboxItem.edition_id.is_not(None))
     assert queued.status == "pending"
