@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
 
 ACTION_PREFIX = "concierge:"
+# A Slack user id as the core stores it; anything else in `Outbound.mentions` is not rendered.
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,30}$")
 
 
 def _clip(text: str, limit: int) -> str:
@@ -54,18 +57,23 @@ def _button(index: int, button: Button) -> dict[str, Any]:
     return element
 
 
-def card_blocks(card: Card, text: str, *, thread_hint: bool = False) -> list[dict[str, Any]]:
-    """A header, the message text, the card's fields, its buttons, and (for a thread) how to answer."""
+def card_blocks(card: Card, text: str, *, thread_hint: bool = False, paged: str = "") -> list[dict[str, Any]]:
+    """A header, who is paged, the message text, the card's fields, its buttons, and (for a thread) how to answer.
+
+    `paged` is a `mention_line` (real mentions, not escaped); everything else is escaped.
+    """
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX)}}
     ]
+    if paged:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": paged}})
     title_line, _, rest = text.partition("\n")
     if rest and len(card.title) <= HEADER_MAX and title_line.strip() == card.title.strip():
         text = rest  # the header shows it already (a digest edition starts with its title)
     escaped = escape(text)
     if escaped:
         # Escaping grows the text; a long message spreads over several sections.
-        for part in _chunks(escaped, SECTION_TEXT_MAX)[: MESSAGE_BLOCKS_MAX - 4]:
+        for part in _chunks(escaped, SECTION_TEXT_MAX)[: MESSAGE_BLOCKS_MAX - 3 - len(blocks)]:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
     if card.fields:
         fields = [
@@ -89,15 +97,32 @@ def card_blocks(card: Card, text: str, *, thread_hint: bool = False) -> list[dic
     return blocks
 
 
+def mention_line(user_ids: tuple[str, ...]) -> str:
+    """Real `<@U...>` mentions of exactly `user_ids` (the people the core pages on purpose).
+
+    Only well-formed Slack user ids are rendered, each once; nothing else can become a ping.
+    """
+    seen: list[str] = []
+    for user in user_ids:
+        if _USER_ID.match(user or "") and user not in seen:
+            seen.append(user)
+    return " ".join(f"<@{user}>" for user in seen)
+
+
 def message_fields(message: Outbound, *, opens_thread: bool = False) -> dict[str, Any]:
-    """`text` (escaped; with a card, the notification fallback) and `blocks` for chat.* methods."""
+    """`text` (escaped; with a card, the notification fallback) and `blocks` for chat.* methods.
+
+    `message.mentions` come first, as real mentions (in the fallback text and, for a card, in a
+    block under the header); the text itself is escaped, so it never pings anyone.
+    """
+    paged = mention_line(message.mentions)
     if message.card is None:
-        return {"text": escape(message.text)}
+        text = escape(message.text)
+        return {"text": f"{paged} {text}" if paged else text}
     fallback = f"{message.card.title}: {message.text}" if message.text else message.card.title
-    return {
-        "text": escape(fallback),
-        "blocks": card_blocks(message.card, message.text, thread_hint=opens_thread),
-    }
+    text = escape(fallback)
+    blocks = card_blocks(message.card, message.text, thread_hint=opens_thread, paged=paged)
+    return {"text": f"{paged} {text}" if paged else text, "blocks": blocks}
 
 
 @dataclass(frozen=True)
