@@ -45,6 +45,31 @@ DM_TOO_FAST_BACKOFF_S = 60.0
 CLOUDFLARE_BACKOFF_S = 60.0  # a 429 without Discord's body: wait rather than add to the ban count
 
 NO_MENTIONS = discord.AllowedMentions.none()
+MAX_MENTIONED_USERS = 100  # Discord's limit for allowed_mentions.users
+
+
+def paged_users(message: Outbound) -> list[int]:
+    """The user ids the core pages on purpose (`Outbound.mentions`): digits only, each once."""
+    ids = dict.fromkeys(int(user) for user in message.mentions if str(user).isdigit())
+    return list(ids)[:MAX_MENTIONED_USERS]
+
+
+def allowed_mentions_for(message: Outbound) -> discord.AllowedMentions:
+    """Exactly the paged users may be pinged; never @everyone, roles, or a replied-to author."""
+    users = paged_users(message)
+    if not users:
+        return NO_MENTIONS
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(id=user) for user in users])
+
+
+def content_with_mentions(message: Outbound) -> str:
+    """The text with the paged users' `<@id>` on a first line of its own (so it lands in part one)."""
+    users = paged_users(message)
+    if not users:
+        return message.text
+    line = " ".join(f"<@{user}>" for user in users)
+    return f"{line}\n{message.text}" if message.text else line
 
 
 def neutral_error(error: BaseException) -> PlatformError:
@@ -143,7 +168,9 @@ class DmChannels:
 class DiscordPlatform:
     """Sends the core's messages through discord.py's HTTP client.
 
-    Every message goes out with `allowed_mentions` none: a member's text never pings staff.
+    Every message goes out with `allowed_mentions` that ping nobody but the users the core pages
+    on purpose (`Outbound.mentions`, written as `<@id>` on the message's first line): a member's
+    text never pings staff, @everyone or a role.
     Sends split over 2000 characters remember how far they got, so a retry after a failure in
     the middle continues instead of repeating the parts already posted.
     """
@@ -185,10 +212,11 @@ class DiscordPlatform:
         """
         key = ("thread", channel.channel, _fingerprint(message))
         done = self._progress.setdefault(key, [])
-        parts = split_message(message.text) or [""]
+        parts = split_message(content_with_mentions(message)) or [""]
         async with neutral_errors():
             if not done:
-                starter = await self._create_message(channel.channel, parts[0], message, with_card=True)
+                starter = await self._create_message(channel.channel, parts[0], message, with_card=True,
+                                                     first=True)
                 done.append(str(starter["id"]))
             if len(done) < 2:
                 try:
@@ -237,11 +265,12 @@ class DiscordPlatform:
         # A thread's starter message lives in the parent channel and shares the thread's id.
         in_thread = address.thread and address.thread != ref.message_id
         channel = address.thread if in_thread else address.channel
-        text = message.text if len(message.text) <= MAX_CONTENT else message.text[: MAX_CONTENT - 1] + "…"
+        content = content_with_mentions(message)
+        text = content if len(content) <= MAX_CONTENT else content[: MAX_CONTENT - 1] + "…"
         embed = embed_for(message.card, message.text) if message.card else None
         view = card_view(message.card) if message.card else None
         params = handle_message_parameters(
-            content=text or None, embed=embed, view=view, allowed_mentions=NO_MENTIONS
+            content=text or None, embed=embed, view=view, allowed_mentions=allowed_mentions_for(message)
         )
         async with neutral_errors():
             await self.http.edit_message(channel, ref.message_id, params=params)
@@ -258,19 +287,21 @@ class DiscordPlatform:
         key = ("post", target, _fingerprint(message))
         done = self._progress.setdefault(key, [])
         self._trim_progress()
-        parts = split_message(message.text) or [""]
+        parts = split_message(content_with_mentions(message)) or [""]
         async with neutral_errors():
             while len(done) < len(parts):
                 data = await self._create_message(
-                    target, parts[len(done)], message, with_card=not done, in_thread=in_thread
+                    target, parts[len(done)], message, with_card=not done, in_thread=in_thread, first=not done
                 )
                 done.append(str(data["id"]))
         self._progress.pop(key, None)
         return done
 
     async def _create_message(
-        self, channel: str, content: str, message: Outbound, *, with_card: bool, in_thread: bool = False
+        self, channel: str, content: str, message: Outbound, *, with_card: bool, in_thread: bool = False,
+        first: bool = False,
     ) -> dict:
+        """One part of `message`; only the first part (the one naming the paged users) may ping them."""
         card = message.card if with_card else None
         if not content and card is None:
             content = "(empty message)"
@@ -281,7 +312,7 @@ class DiscordPlatform:
                 content=content or None,
                 embed=embed if embed is not None else discord.utils.MISSING,
                 view=card_view(card) if card else discord.utils.MISSING,
-                allowed_mentions=NO_MENTIONS,
+                allowed_mentions=allowed_mentions_for(message) if first else NO_MENTIONS,
             )
             return await self.http.send_message(channel, params=params)
 
@@ -306,7 +337,7 @@ class DiscordPlatform:
 
 
 def _fingerprint(message: Outbound) -> tuple:
-    return (message.text, repr(message.card))
+    return (message.text, repr(message.card), message.mentions)
 
 
 def _thread_name(message: Outbound) -> str:

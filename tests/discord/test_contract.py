@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import pytest
+from sqlmodel import select
+
+from concierge.records import PlatformIdentity
 
 from tests.contract.scenarios import SCENARIOS
 from tests.discord.fake_discord import answer_text, is_private
@@ -57,18 +62,38 @@ class DiscordDriver:
         return self.world.dms(person)
 
 
-def assert_nobody_pinged(fake) -> None:
-    """Every message the bot sent (posts, edits, interaction answers) allowed no mentions at all."""
+def assert_nobody_pinged(fake, paged: Iterable[int] = ()) -> None:
+    """Every message the bot sent (posts, edits, interaction answers) pinged nobody but `paged`.
+
+    `paged` are the users the core pages on purpose (the on-duty experts on a new card): a
+    message may allow only them, by id, and only when it names them as `<@id>`; never
+    @everyone, a role, or the author of a replied-to message.
+    """
+    paged = {int(user) for user in paged}
     bodies = fake.message_bodies()
     assert bodies
     for call, body in bodies:
         mentions = body.get("allowed_mentions")
         assert mentions is not None, f"{call.method} {call.path} sent without allowed_mentions"
         assert mentions.get("parse") == [], (call.path, mentions)
-        assert not mentions.get("users") and not mentions.get("roles") and not mentions.get("replied_user"), mentions
+        assert not mentions.get("roles") and not mentions.get("replied_user"), mentions
+        users = {int(user) for user in mentions.get("users") or []}
+        assert users <= paged, (call.path, mentions, paged)
+        assert all(f"<@{user}>" in (body.get("content") or "") for user in users), (body.get("content"), users)
+
+
+async def paged_experts(world: DiscordWorld) -> set[int]:
+    """The Discord ids of every expert (all on duty when no hours are set): who a new card may page."""
+
+    def ids(session) -> set[int]:  # noqa: ANN001
+        rows = session.exec(select(PlatformIdentity.user_id).where(
+            PlatformIdentity.expert_id.is_not(None), PlatformIdentity.platform == "discord")).all()
+        return {int(user) for user in rows}
+
+    return await world.bot.runtime.db.run(ids)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 async def test_scenario_on_discord(scenario, world):
     await scenario(DiscordDriver(world))
-    assert_nobody_pinged(world.fake)
+    assert_nobody_pinged(world.fake, await paged_experts(world))

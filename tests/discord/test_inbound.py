@@ -25,7 +25,7 @@ async def test_a_dm_opens_a_thread_on_a_card_with_claim_and_close(world):
     thread = await open_conversation(world)
     card = world.card_of(thread)
     assert int(card["channel_id"]) == world.fake.staff_channel_id
-    assert card["content"] == "Is coffee fine before a run?"
+    assert card["content"] == f"<@{world.user_id('bob')}>\nIs coffee fine before a run?", "bob is on duty: paged"
     [embed] = card["embeds"]
     assert embed["title"] == "alice, premium, nutrition"
     assert {field["name"]: field["value"] for field in embed["fields"]}["Tier"] == "premium"

@@ -50,13 +50,15 @@ async def test_a_long_expert_reply_reaches_the_member_in_parts_in_order(world):
     await world.write_in_thread("bob", thread, "\n".join(lines))
     await world.settle()
     assert world.dms("alice") == ["\n".join(lines[:2]), lines[2]]
-    assert_nobody_pinged(world.fake)
+    assert_nobody_pinged(world.fake, paged=[world.user_id("bob")])
 
 
 async def test_a_long_first_question_continues_inside_the_new_thread(world):
     lines = [f"{n}. " + "q" * 996 for n in range(1, 4)]  # 3,000 characters
     thread = await open_conversation(world, "\n".join(lines))
-    assert world.thread_texts(thread) == ["\n".join(lines[:2]), lines[2]]
+    texts = world.thread_texts(thread)
+    assert len(texts) == 2 and all(len(text) <= 2000 for text in texts)
+    assert "\n".join(texts).split("\n") == [f"<@{world.user_id('bob')}>", *lines], "the page opens the card"
 
 
 async def test_a_member_with_closed_dms_is_reported_in_the_thread(world):
@@ -148,11 +150,11 @@ async def test_a_thread_that_cannot_be_opened_takes_its_card_back(world, clock):
     await world.slash("admin", f"member add <@{world.user_id('carol')}> premium carol")
     await world.dm("carol", "Hello from carol")
     await world.settle()
-    cards = [message for message in world.fake.posts_in(staff) if message["content"] == "Hello from carol"]
+    cards = [message for message in world.fake.posts_in(staff) if message["content"].endswith("\nHello from carol")]
     assert cards == [], "the card without a thread was deleted"
     clock.advance(5)
     await world.settle()
-    cards = [message for message in world.fake.posts_in(staff) if message["content"] == "Hello from carol"]
+    cards = [message for message in world.fake.posts_in(staff) if message["content"].endswith("\nHello from carol")]
     assert len(cards) == 1 and int(cards[0]["id"]) in world.fake.threads
 
 
@@ -163,17 +165,64 @@ async def test_a_thread_opened_by_a_lost_answer_is_not_opened_twice(world, clock
     await world.slash("admin", f"member add <@{world.user_id('carol')}> premium carol")
     await world.dm("carol", "Hello from carol")
     await world.settle()
-    [card] = [message for message in world.fake.posts_in(staff) if message["content"] == "Hello from carol"]
+    [card] = [message for message in world.fake.posts_in(staff) if message["content"].endswith("\nHello from carol")]
     # Discord did open the thread; only its answer was lost.
     card_id = int(card["id"])
     world.fake.threads[card_id] = Thread(world.fake.thread_payload(card_id, staff, "carol", 10080))
     clock.advance(5)
     await world.settle()
-    assert [message["id"] for message in world.fake.posts_in(staff) if message["content"] == "Hello from carol"] == [
+    assert [message["id"] for message in world.fake.posts_in(staff) if message["content"].endswith("\nHello from carol")] == [
         card["id"]], "no second card"
     await world.write_in_thread("bob", card_id, "Welcome, carol.")
     await world.settle()
     assert world.dms("carol") == ["Welcome, carol."]
+
+
+# Paging: exactly the users the core names in `Outbound.mentions`, nobody else.
+
+async def test_a_new_conversations_card_pages_the_on_duty_expert_and_nobody_else(world):
+    thread = await open_conversation(world)
+    bob = world.user_id("bob")
+    staff = world.fake.staff_channel_id
+    [card_post] = [call for call in world.fake.calls_to("POST", rf"/channels/{staff}/messages")
+                   if f"<@{bob}>" in (call.json.get("content") or "")]
+    assert card_post.json["allowed_mentions"]["users"] == [bob]
+    assert card_post.json["allowed_mentions"]["parse"] == []
+    assert not card_post.json["allowed_mentions"].get("replied_user")
+    assert f"<@{bob}>" in world.card_of(thread)["content"]
+    assert_nobody_pinged(world.fake, paged=[bob])
+
+
+async def test_a_members_everyone_stays_inert(world):
+    thread = await open_conversation(world)
+    await world.dm("alice", "@everyone <@&1> <@1> help!")
+    await world.settle()
+    [relayed] = [call for call in world.fake.calls_to("POST", rf"/channels/{thread}/messages")
+                 if "@everyone" in (call.json.get("content") or "")]
+    assert relayed.json["allowed_mentions"] == {"parse": []}
+    assert_nobody_pinged(world.fake, paged=[world.user_id("bob")])
+
+
+async def test_only_the_first_part_of_a_long_paging_message_may_ping(world):
+    bob = world.user_id("bob")
+    staff = Address("discord", str(world.fake.staff_channel_id))
+    text = "\n".join(f"{n}. " + "z" * 996 for n in range(1, 4)) + f"\nquoting <@{bob}>"
+    await world.bot.platform.send(staff, Outbound(text, mentions=(str(bob), str(bob), "not-an-id")))
+    calls = world.fake.calls_to("POST", rf"/channels/{staff.channel}/messages")
+    assert len(calls) > 1 and f"quoting <@{bob}>" in calls[-1].json["content"]
+    assert [call.json["allowed_mentions"].get("users") for call in calls] == [[bob]] + [None] * (len(calls) - 1)
+    assert calls[0].json["content"].startswith(f"<@{bob}>\n1. ")
+
+
+async def test_an_edit_keeps_the_page_and_allows_only_the_paged(world):
+    bob = world.user_id("bob")
+    platform = world.bot.platform
+    staff = Address("discord", str(world.fake.staff_channel_id))
+    ref = await platform.send(staff, Outbound("Waiting 5h @everyone", mentions=(str(bob),)))
+    await platform.edit(ref, Outbound("Waiting 5h, claimed @everyone", mentions=(str(bob),)))
+    [edit] = world.fake.calls_to("PATCH", rf"/channels/{staff.channel}/messages/\d+")
+    assert edit.json["content"] == f"<@{bob}>\nWaiting 5h, claimed @everyone"
+    assert edit.json["allowed_mentions"] == {"users": [bob], "parse": []}
 
 
 # The port's other methods.
