@@ -105,6 +105,20 @@ _CONVERSATION_IN_THREAD = select(CONVERSATIONS).where(
 )
 
 
+_LOCK_MEMBER = select(Member.__table__.c.id).where(Member.__table__.c.id == bindparam("member_id")).with_for_update()
+
+
+def lock_member(session: Session, member_id: int) -> None:
+    """One member's messages are handled one at a time, so two quick messages open one conversation
+    and are counted against the flood limit and the quota one after the other.
+
+    PostgreSQL: a row lock until the transaction ends. SQLite: every write goes through one
+    database thread already, so there is nothing to lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_MEMBER, {"member_id": member_id})
+
+
 def open_conversation_of(session: Session, member_id: int) -> Row | None:
     """The member's open conversation, as a read-only row (members have at most one)."""
     return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
@@ -151,6 +165,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
     text = _with_attachments(event.text.strip(), event.attachments)
     if not text:
         return None
+    lock_member(session, member.id)
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         notice = (f"Your message is {len(text)} characters long; the limit is {limit}. "

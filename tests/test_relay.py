@@ -159,3 +159,17 @@ async def test_a_question_naming_no_topic_asks_the_member_to_pick_one(desk, plat
     assert opened.message.card.title == "alice, premium, training"
     assert opened.message.text == "I have a question\nabout my week"
     assert "already with our experts" in await desk.command("alice", "topic 1:nutrition")
+
+
+async def test_quick_messages_handled_at_once_open_one_conversation(desk, platform, runtime):
+    """Platforms hand over events concurrently; on PostgreSQL they run in parallel transactions."""
+    import asyncio
+
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    messages = [MemberMessage(f"quick-{n}", LocalPlatform.dm_address("alice"), f"nutrition {n}") for n in range(8)]
+    await asyncio.gather(*(runtime.concierge.handle(message) for message in messages))
+    await desk.settle()
+    assert len(rows(runtime, Conversation)) == 1
+    assert len(platform.threads_opened()) == 1
+    assert sorted(m.text for m in rows(runtime, Message)) == [f"nutrition {n}" for n in range(8)]

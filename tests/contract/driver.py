@@ -6,7 +6,10 @@ bolt app, discord.py objects, the local playground), so one scenario runs on eve
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Callable, Protocol
+
+from concierge.clock import FrozenClock
+from scheduling.ticker import DigestScheduler
 
 
 class ConversationDriver(Protocol):
@@ -27,6 +30,13 @@ class ConversationDriver(Protocol):
     async def press(self, person: str, thread: str, action: str) -> str:
         """`person` presses the card button `action` of the conversation in `thread`."""
 
+    async def press_in_dm(self, person: str, label: str) -> str:
+        """`person` presses the button labelled `label` on the latest message in their DM with the bot
+        that has one (a topic picker, a rating request); returns the private answer."""
+
+    async def later(self, seconds: float) -> None:
+        """Time passes: the clock moves on by `seconds`, the scheduler's tick runs, everything settles."""
+
     async def settle(self) -> None:
         """Wait until everything queued has been delivered."""
 
@@ -36,5 +46,32 @@ class ConversationDriver(Protocol):
     def thread_texts(self, thread: str) -> list[str]:
         """Texts posted in a staff thread, the opening card's text first."""
 
+    def card(self, thread: str) -> str:
+        """Everything a person reads on the staff card that opened `thread` (title, fields, text), one line each."""
+
     def dms(self, person: str) -> list[str]:
         """Texts the bot sent to `person` in direct messages."""
+
+
+async def tick(runtime, clock: FrozenClock, seconds: float) -> None:  # noqa: ANN001
+    """Move `clock` on and run one scheduler tick on `runtime`, as the running bot would."""
+    clock.advance(seconds)
+    ticker = DigestScheduler(runtime.db, runtime.dispatcher, runtime.concierge.settings, clock)
+    try:
+        assert await ticker.tick() >= 0 and ticker.leadership.try_lead(), "the tick must have run as the leader"
+    finally:
+        ticker.shutdown()  # let go of the leader's lock (PostgreSQL) for the next tick
+
+
+def with_settings(**settings: Any) -> Callable:
+    """Mark a scenario that needs core settings other than the defaults (each driver builds its bot with them)."""
+
+    def mark(scenario: Callable) -> Callable:
+        scenario.settings = settings
+        return scenario
+
+    return mark
+
+
+def settings_of(scenario: Callable) -> dict[str, Any]:
+    return dict(getattr(scenario, "settings", {}))

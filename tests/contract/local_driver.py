@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import shlex
 
 from adapters.local.platform import LocalPlatform
 from concierge.inbound import ButtonPressed, CommandInvoked, MemberMessage, StaffReply
 from concierge.platform import Address
+from tests.contract.driver import tick
 
 
 class LocalDriver:
@@ -37,7 +39,7 @@ class LocalDriver:
 
     async def command(self, person, text, *, thread=None):
         reply = await self.runtime.concierge.handle(
-            CommandInvoked(self._id(), self._where(person, thread), tuple(text.split())))
+            CommandInvoked(self._id(), self._where(person, thread), tuple(shlex.split(text))))
         return reply.text
 
     async def press(self, person, thread, action):
@@ -47,6 +49,19 @@ class LocalDriver:
             ButtonPressed(self._id(), self._where(person, thread), button.action, button.value))
         return reply.text
 
+    async def press_in_dm(self, person, label):
+        cards = [sent.message.card for sent in self.platform.sent
+                 if sent.address.channel == f"dm-{person}" and sent.message.card]
+        button = next(b for card in reversed(cards) for b in card.buttons if b.label == label)
+        reply = await self.runtime.concierge.handle(
+            ButtonPressed(self._id(), LocalPlatform.dm_address(person), button.action, button.value))
+        await self.settle()
+        return reply.text
+
+    async def later(self, seconds):
+        await tick(self.runtime, self.runtime.concierge.clock, seconds)
+        await self.settle()
+
     async def settle(self):
         await self.runtime.dispatcher.drain()
 
@@ -55,6 +70,11 @@ class LocalDriver:
 
     def thread_texts(self, thread):
         return self.platform.thread_posts(thread)
+
+    def card(self, thread):
+        message = next(sent.message for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
+        fields = [f"{name}: {value}" for name, value in message.card.fields]
+        return "\n".join([message.card.title, *fields, message.text])
 
     def dms(self, person):
         return self.platform.dms_to(person)

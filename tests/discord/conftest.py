@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import discord
 import pytest
 
@@ -32,10 +34,10 @@ def discord_settings_for(fake: FakeDiscord, database_url: str, **overrides):
     return admin, make_settings(database_url, **values)
 
 
-@pytest.fixture
-async def world(fake, database_url, clock):
-    """A bot logged in to the fake, with the guild received; stopped after the test."""
-    admin, settings = discord_settings_for(fake, database_url)
+@asynccontextmanager
+async def running_world(fake: FakeDiscord, database_url: str, clock, **overrides):  # noqa: ANN001
+    """A bot logged in to the fake, with the guild received, core settings `overrides` applied; stopped after."""
+    admin, settings = discord_settings_for(fake, database_url, **overrides)
     discord_world = DiscordWorld(fake, settings, clock)
     discord_world.people["admin"] = admin
     await discord_world.start()
@@ -43,3 +45,10 @@ async def world(fake, database_url, clock):
         yield discord_world
     finally:
         await discord_world.stop()
+
+
+@pytest.fixture
+async def world(fake, database_url, clock):
+    """A bot logged in to the fake, with the guild received; stopped after the test."""
+    async with running_world(fake, database_url, clock) as discord_world:
+        yield discord_world

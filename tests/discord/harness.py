@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +29,27 @@ OPTION_TYPES = {
     discord.AppCommandOptionType.user: 6,
     discord.AppCommandOptionType.integer: 4,
     discord.AppCommandOptionType.string: 3,
+    discord.AppCommandOptionType.boolean: 5,
 }
+
+
+def split_options(words: list[str]) -> tuple[list[str], dict[str, str]]:
+    """`close --message "Glad to help"` as the client's form has it: positional words and named options.
+
+    An option's value is the words up to the next `--name` (a flag with no words is "true").
+    """
+    positional: list[str] = []
+    named: dict[str, str] = {}
+    current: str | None = None
+    for word in words:
+        if word.startswith("--") and len(word) > 2:
+            current = word[2:]
+            named[current] = ""
+        elif current is None:
+            positional.append(word)
+        else:
+            named[current] = f"{named[current]} {word}".strip()
+    return positional, {name: value or "true" for name, value in named.items()}
 
 
 async def _not_invoked(interaction, tokens) -> None:  # noqa: ANN001
@@ -200,13 +221,17 @@ class DiscordWorld:
         resolved: dict[str, dict[str, Any]] = {"users": {}, "members": {}}
         registry_command, _ = self.registry.find(tuple(names))
         if isinstance(node, app_commands.Command) and registry_command is not None:
+            rest, named = split_options(rest)
             for param in registry_command.params:
-                if not rest:
-                    break
                 if param.option:
-                    continue  # named options: the tests add them to the payload themselves
-                value = " ".join(rest) if param.kind == "text" else rest[0]
-                rest = [] if param.kind == "text" else rest[1:]
+                    if param.name not in named:
+                        continue
+                    value = named[param.name]
+                elif not rest:
+                    continue
+                else:
+                    value = " ".join(rest) if param.kind == "text" else rest[0]
+                    rest = [] if param.kind == "text" else rest[1:]
                 option_type = OPTION_TYPES[node.get_parameter(param.name).type]
                 if option_type == 6:
                     user_id = re.fullmatch(r"<@!?(\d+)>", value)[1]
@@ -216,6 +241,8 @@ class DiscordWorld:
                     leaf.append({"type": 6, "name": param.name, "value": user_id})
                 elif option_type == 4:
                     leaf.append({"type": 4, "name": param.name, "value": int(value)})
+                elif option_type == 5:
+                    leaf.append({"type": 5, "name": param.name, "value": value.lower() not in ("false", "no", "0")})
                 else:
                     leaf.append({"type": 3, "name": param.name, "value": value})
         options: list[dict[str, Any]] = leaf
@@ -225,7 +252,7 @@ class DiscordWorld:
 
     async def slash(self, name: str, text: str, *, thread_id: int | None = None) -> dict[str, Any]:
         """`name` runs `/concierge <text>` in the staff channel or a thread; returns the bot's answer."""
-        payload = self.interaction(name, 2, self.command_data(text.split()), self.channel_payload(thread_id))
+        payload = self.interaction(name, 2, self.command_data(shlex.split(text)), self.channel_payload(thread_id))
         self.gateway("INTERACTION_CREATE", payload)
         answer = await self.fake.answer_to(int(payload["id"]))
         await quiesce()

@@ -12,6 +12,7 @@ from typing import Any
 
 from adapters.slack.blocks import action_of
 from adapters.slack.mrkdwn import escape, unescape
+from tests.contract.driver import tick
 from tests.slack.fake_slack import Call
 from tests.slack.harness import ADMIN, STAFF, BotUnderTest
 
@@ -81,7 +82,10 @@ class SlackDriver:
 
     async def command(self, person: str, text: str, *, thread: str | None = None) -> str:
         if thread:
-            key = await self.bot.post_command(user_id(person), STAFF, f"{text} {self._conversation_number(thread)}")
+            # The number goes where the conversation parameter is: before any `--option`.
+            words, _, options = text.partition(" --")
+            named = f"{words} {self._conversation_number(thread)}" + (f" --{options}" if options else "")
+            key = await self.bot.post_command(user_id(person), STAFF, named)
         else:
             key = await self.bot.post_command(user_id(person), dm_channel(person), text)
         return await self._answer(key)
@@ -93,6 +97,22 @@ class SlackDriver:
                    "blocks": card.args["blocks"], "user": "UBOT", "bot_id": "BBOT"}
         key = await self.bot.post_button(user_id(person), STAFF, message, button)
         return await self._answer(key)
+
+    async def press_in_dm(self, person: str, label: str) -> str:
+        where = {dm_channel(person), user_id(person)}
+        posts = [call for call in self.fake.calls_to("chat.postMessage") if call.args.get("channel") in where]
+        call, button = next((call, button) for call in reversed(posts) for button in self._buttons(call)
+                            if button["text"]["text"] == label)
+        message = {"type": "message", "ts": call.response["ts"], "text": call.args["text"],
+                   "blocks": call.args["blocks"], "user": "UBOT", "bot_id": "BBOT"}
+        key = await self.bot.post_button(user_id(person), call.response["channel"], message, button)
+        answer = await self._answer(key)
+        await self.settle()
+        return answer
+
+    async def later(self, seconds: float) -> None:
+        await tick(self.bot.runtime, self.bot.runtime.concierge.clock, seconds)
+        await self.settle()
 
     async def settle(self) -> None:
         await self.bot.settle()
@@ -107,6 +127,14 @@ class SlackDriver:
     def thread_texts(self, thread: str) -> list[str]:
         replies = [call for call in self.fake.calls_to("chat.postMessage") if call.args.get("thread_ts") == thread]
         return [unescape(call.args["text"]) for call in [self._card(thread), *replies]]
+
+    def card(self, thread: str) -> str:
+        lines: list[str] = []
+        for block in self._card(thread).args.get("blocks", []):
+            texts = [block.get("text") or {}, *block.get("fields", []), *block.get("elements", [])]
+            lines += [unescape(text["text"]).replace("*", "").replace("\n", ": ", 1)
+                      for text in texts if isinstance(text.get("text"), str)]
+        return "\n".join(lines)
 
     def home(self, person: str) -> dict[str, Any]:
         """The App Home view last published for `person`."""
