@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Callable
@@ -49,13 +50,19 @@ class Concierge:
         self.on_queued = on_queued
 
     async def handle(self, event: Inbound) -> Reply | None:
-        """Apply `event` once (a redelivered event id is ignored) and return the private reply."""
+        """Apply `event` once (a redelivered event id is ignored) and return the private reply.
+
+        A reply with slow work left (`Reply.finish`, e.g. drawing the stats chart) is finished after
+        the transaction, in a worker thread: the database threads never wait for it.
+        """
         try:
             reply, claimed, left = await self.db.run(lambda session: self._apply(session, event))
         except AlreadyHandled:
             log.info("ignored a redelivered %s event %s", event.address.platform, event.event_id)
             return None
         self.on_queued(claimed, left)
+        if reply is not None and reply.finish is not None:
+            reply = await asyncio.to_thread(reply.finish)
         return reply
 
     def _apply(self, session: Session, event: Inbound) -> tuple[Reply | None, list[Claimed], set[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +12,14 @@ from concierge import desk, duty, membership, snippets, tiers
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
+from concierge.inbound import FileAttachment, Reply
 from concierge.people import Role, expert_of, member_of
 from concierge.records import Conversation, Expert, Message, Tier
-from concierge.stats import desk_stats
+from concierge.stats import DeskStats, chart_png, collect, render_text
+from concierge.waiting import open_queue, render_queue
 from concierge.relay import conversation_in_thread, open_staff_thread, send_to_member, topics_for
+
+log = logging.getLogger(__name__)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -198,12 +203,31 @@ def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
                      inv.actor, key=f"cmd:{inv.event_id}")
 
 
-def _stats(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+def _stats(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Reply:
     try:
         since = inv.ctx.now - parse_duration(args["since"] or "7d")
     except ValueError:
         raise Refused("--since looks like 7d, 12h or 30m.") from None
-    return desk_stats(session, since)
+    figures = collect(session, since)
+    text = render_text(figures)
+    if not args["chart"]:
+        return text
+    # Drawn once the transaction is over, off the database thread (matplotlib is slow to start).
+    return Reply(text, finish=lambda: _with_chart(text, figures))
+
+
+def _with_chart(text: str, figures: DeskStats) -> Reply:
+    try:
+        data = chart_png(figures)
+    except Exception:
+        log.exception("could not draw the stats chart")
+        return Reply(f"{text}\n\nSorry, the chart could not be drawn this time.")
+    title = f"Desk statistics since {figures.since:%Y-%m-%d %H:%M} UTC"
+    return Reply(text, attachment=FileAttachment("desk-stats.png", data, "image/png", title))
+
+
+def _queue(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    return render_queue(open_queue(session, args["specialty"]), inv.ctx.now)
 
 
 def _my_questions(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -284,12 +308,15 @@ DESK_COMMANDS = [
     Command(("close",), (CONVERSATION, Param("message", "text", option=True)), Role.EXPERT,
             "close a conversation (--message sends the member a closing word first)", _close),
     Command(("reopen",), (CONVERSATION,), Role.EXPERT, "reopen a closed conversation", _reopen),
+    Command(("queue",), (Param("specialty", option=True),), Role.EXPERT,
+            "who is waiting and for how long, longest first (--specialty nutrition)", _queue),
     Command(("my-questions",), (), Role.MEMBER, "your questions and where they stand", _my_questions),
     Command(("topic",), (Param("choice"),), Role.MEMBER, "pick the topic of your new question", _topic),
     Command(("rate",), (Param("conversation"), Param("score", optional=True), Param("comment", "text", optional=True)),
             Role.MEMBER, "rate the answer to a closed question, 1 to 5", _rate),
-    Command(("stats",), (Param("since", option=True),), Role.ADMIN,
-            "conversations, first-response times, targets, ratings (--since 7d)", _stats),
+    Command(("stats",), (Param("since", option=True),
+                         Param("chart", "flag", option=True, help="also send the figures as a picture (PNG)")),
+            Role.ADMIN, "conversations, first-response times, targets, ratings (--since 7d, --chart)", _stats),
     Command(("snippet", "add"), (Param("name"), Param("text", "text")), Role.EXPERT,
             "save a ready answer under a short name", _snippet_add),
     Command(("snippet", "list"), (), Role.EXPERT, "the saved answers", _snippet_list),

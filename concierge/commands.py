@@ -22,7 +22,8 @@ class Param:
     """One parameter of a command.
 
     kind: "word" (one token), "user" (a platform user; "platform:id" names another platform),
-    "int", "list" (comma-separated words), "text" (the rest of the line).
+    "int", "list" (comma-separated words), "text" (the rest of the line), "flag" (an option
+    without a value, `--name`: True when given, else False).
     """
 
     name: str
@@ -31,7 +32,13 @@ class Param:
     help: str = ""
     option: bool = False  # given as `--name value`, anywhere on the line; always optional
 
+    def __post_init__(self) -> None:
+        if self.kind == "flag" and not self.option:
+            raise ValueError(f"the flag {self.name!r} is an option: Param({self.name!r}, 'flag', option=True)")
+
     def placeholder(self) -> str:
+        if self.kind == "flag":
+            return f"[--{self.name}]"
         if self.option:
             return f"[--{self.name} <{self.name}>]"
         return f"[{self.name}]" if self.optional else f"<{self.name}>"
@@ -70,6 +77,15 @@ class Command:
 
 class UsageError(Exception):
     """Arguments that do not fit the command's parameters."""
+
+
+def _flag(name: str, value: str) -> bool:
+    """`--name=true` / `--name=false` (as a platform's yes/no option may spell a flag)."""
+    if value.lower() in ("true", "yes", "on", "1"):
+        return True
+    if value.lower() in ("false", "no", "off", "0"):
+        return False
+    raise UsageError(f"--{name} takes no value")
 
 
 class CommandRegistry:
@@ -111,13 +127,16 @@ class CommandRegistry:
             if name not in options:
                 known = ", ".join(f"--{option}" for option in options) or "none"
                 raise UsageError(f"unknown option --{name} (options: {known})")
+            if options[name].kind == "flag":
+                values[name] = _flag(name, value) if sep else True
+                continue
             if not sep:
                 if not tokens_left:
                     raise UsageError(f"--{name} needs a value")
                 value = tokens_left.pop(0)
             values[name] = value
-        for name in options:
-            values.setdefault(name, None)
+        for name, param in options.items():
+            values.setdefault(name, False if param.kind == "flag" else None)
         for param in command.params:
             if param.option:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from concierge.platform import Address, Card
 
@@ -61,9 +62,23 @@ Inbound = MemberMessage | StaffReply | CommandInvoked | ButtonPressed
 
 
 @dataclass(frozen=True)
+class FileAttachment:
+    """A file the core hands over with a private answer (the stats chart), as bytes."""
+
+    filename: str
+    data: bytes = field(repr=False)
+    content_type: str = "application/octet-stream"
+    title: str = ""  # a caption or alt text; the filename when empty
+
+
+@dataclass(frozen=True)
 class Reply:
     """What the core answers privately to the person behind an inbound event."""
 
     text: str
     ok: bool = True
     card: Card | None = None  # buttons to offer with the answer (e.g. the digest catalogue)
+    attachment: FileAttachment | None = None  # a file for the same person only (e.g. the stats chart)
+    # Slow work that completes this reply without the database (drawing a chart): `Concierge.handle`
+    # runs it after the transaction committed, off the database thread, and answers what it returns.
+    finish: Callable[[], "Reply"] | None = field(default=None, repr=False, compare=False)

@@ -75,9 +75,15 @@ def topics_for(session: Session, member: Member) -> list[str]:
 TOPIC_QUESTION = "Which topic is your question about? Pick one and it goes to the right experts."
 
 
+def staff_channel_for(ctx: Context, specialty: str) -> str:
+    """Where threads of `specialty` open: its own channel if configured, else the staff channel."""
+    return ctx.settings.specialty_channels.get(specialty.lower(), ctx.staff.channel)
+
+
 def open_staff_thread(session: Session, ctx: Context, conversation: Conversation, member: Member | Row,
                       text: str, key: str) -> None:
-    """Post the conversation's card in the staff channel; its thread carries the rest."""
+    """Post the conversation's card in its specialty's staff channel; its thread carries the rest."""
+    conversation.staff_channel = staff_channel_for(ctx, conversation.specialty)  # a picked topic counts
     tier = session.get(Tier, member.tier_id)
     card = staff_card(conversation, member, tier.name if tier else "?",
                       tier.response_target_minutes if tier else None)
@@ -203,7 +209,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
             member_channel=author.channel,
             member_user=author.user,
             staff_platform=ctx.staff.platform,
-            staff_channel=ctx.staff.channel,
+            staff_channel=staff_channel_for(ctx, specialty),
             opened_at=ctx.now,
             last_activity_at=ctx.now,
         )

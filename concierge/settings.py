@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     staff_platform: str = Field(
         default="",
         description="Platform of the staff channel; empty means the platform the bot runs on.",
+    )
+    specialty_channels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Specialties with their own staff channel, as nutrition=C0NUT,training=C0TRN (or a JSON "
+        "object); the others use the staff channel. Same platform as the staff channel.",
     )
     admins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["local:admin"],
@@ -91,6 +97,32 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("specialty_channels", mode="before")
+    @classmethod
+    def _parse_specialty_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                try:
+                    value = json.loads(text)
+                except ValueError as error:
+                    raise ValueError(f"not a JSON object of specialty: channel ({error})") from None
+            else:
+                value = {}
+                for entry in filter(None, (part.strip() for part in text.split(","))):
+                    specialty, equals, channel = (part.strip() for part in entry.partition("="))
+                    if not equals or not specialty or not channel:
+                        raise ValueError(f"{entry!r} is not specialty=channel; write it like "
+                                         "nutrition=C0NUT,training=C0TRN")
+                    value[specialty] = channel
+        if isinstance(value, dict):  # specialties are lower case everywhere else
+            return {str(key).strip().lower(): channel for key, channel in value.items()}
+        return value
+
+    def staff_channels(self) -> list[str]:
+        """Every staff channel: the main one, then each specialty's own (no repeats)."""
+        return list(dict.fromkeys([self.staff_channel, *self.specialty_channels.values()]))
 
     def join_message(self) -> str:
         """The text sent to someone who is not enrolled."""

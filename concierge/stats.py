@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from statistics import quantiles
+from typing import BinaryIO
 
 from sqlmodel import Session, select
 
@@ -83,14 +85,15 @@ def desk_stats(session: Session, since: datetime) -> str:
     return render_text(collect(session, since))
 
 
-def draw_chart(stats: DeskStats, path: Path) -> None:
-    """The same figures as a PNG: first-response p50/p90 per group, and questions per hour."""
-    import matplotlib
+def draw_chart(stats: DeskStats, target: Path | BinaryIO) -> None:
+    """The same figures as a PNG, into a file path or a binary file object: first-response p50/p90
+    per group, and questions per hour. matplotlib is imported here, on first use only."""
+    # A Figure of its own, not pyplot: no screen needed, and charts drawn in two threads at once
+    # share no global state.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-
-    figure, (times, hours) = plt.subplots(1, 2, figsize=(11, 4.5))
+    figure = Figure(figsize=(11, 4.5))
+    times, hours = figure.subplots(1, 2)
     names = list(stats.first_response)
     p50 = [_percentile(stats.first_response[name], 50) for name in names]
     p90 = [_percentile(stats.first_response[name], 90) for name in names]
@@ -107,5 +110,11 @@ def draw_chart(stats: DeskStats, path: Path) -> None:
     rating = f", rating {sum(stats.ratings) / len(stats.ratings):.1f}/5" if stats.ratings else ""
     figure.suptitle(f"{stats.conversations} conversations since {stats.since:%Y-%m-%d}{rating}")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    figure.savefig(target, dpi=100, format="png")
+
+
+def chart_png(stats: DeskStats) -> bytes:
+    """`draw_chart` into memory: the PNG's bytes."""
+    buffer = io.BytesIO()
+    draw_chart(stats, buffer)
+    return buffer.getvalue()

@@ -56,13 +56,13 @@ def set_tier(session: Session, ctx: Context, *, name: str, quota: str | None, ta
 
 def describe(tier: Tier) -> str:
     quota = f"{tier.monthly_quota} questions a month" if tier.monthly_quota is not None else "unlimited questions"
-    target = (f"answer within {_minutes(tier.response_target_minutes)}" if tier.response_target_minutes
+    target = (f"answer within {target_text(tier.response_target_minutes)}" if tier.response_target_minutes
               else "no response target")
     covered = tier.specialties.replace(",", ", ") or "every specialty"
     return f"{tier.name}: {quota}, {target}, {covered}"
 
 
-def _minutes(minutes: int) -> str:
+def target_text(minutes: int) -> str:
     if minutes % 1440 == 0:
         return f"{minutes // 1440}d"
     if minutes % 60 == 0:

@@ -33,5 +33,10 @@ class Leadership:
 
     def release(self) -> None:
         if self._connection is not None:
-            self._connection.close()  # ending the session releases the advisory lock
-            self._connection = None
+            # The connection goes back to the pool, its session alive: unlock explicitly.
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                self._connection.commit()
+            finally:
+                self._connection.close()
+                self._connection = None

@@ -7,8 +7,10 @@ import asyncio
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from adapters.local.platform import LocalPlatform
 from concierge.command_set import REGISTRY
-from concierge.commands import UsageError
+from concierge.commands import Param, UsageError
+from concierge.inbound import CommandInvoked
 from concierge.records import AuditEvent, Expert, Member, PlatformIdentity
 from tests.conftest import rows
 
@@ -33,6 +35,50 @@ def test_parse_typed_parameters():
         REGISTRY.parse(close, ("twelve",))
     with pytest.raises(UsageError, match="unexpected"):
         REGISTRY.parse(close, ("1", "2"))
+
+
+def test_a_flag_is_an_option_without_a_value():
+    stats, _ = REGISTRY.find(("stats",))
+    assert stats.usage() == "/concierge stats [--since <since>] [--chart]"
+    assert REGISTRY.parse(stats, ()) == {"since": None, "chart": False}
+    assert REGISTRY.parse(stats, ("--chart", "--since", "30d")) == {"since": "30d", "chart": True}
+    assert REGISTRY.parse(stats, ("--since=1d", "--chart")) == {"since": "1d", "chart": True}
+    # A platform's yes/no option may come back spelled out (Discord's raw options).
+    assert REGISTRY.parse(stats, ("--chart=True",))["chart"] is True
+    assert REGISTRY.parse(stats, ("--chart=false",))["chart"] is False
+    with pytest.raises(UsageError, match="--chart takes no value"):
+        REGISTRY.parse(stats, ("--chart=soon",))
+    with pytest.raises(UsageError, match="unexpected"):
+        REGISTRY.parse(stats, ("--chart", "7d"))
+    with pytest.raises(ValueError, match="is an option"):
+        Param("chart", "flag")
+
+
+async def test_stats_with_chart_answers_the_text_and_a_png(desk, runtime):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    await desk.member_writes("alice", "How much water per day?")
+    await desk.settle()
+    await desk.staff_writes("bob", desk.threads()[0], "Two litres.")
+    plain = await runtime.concierge.handle(CommandInvoked("s1", LocalPlatform.dm_address("admin"),
+                                                         ("stats", "--since", "1d")))
+    assert "1 conversations, 1 open" in plain.text and plain.attachment is None
+    charted = await runtime.concierge.handle(CommandInvoked("s2", LocalPlatform.dm_address("admin"),
+                                                           ("stats", "--since", "1d", "--chart")))
+    assert charted.ok and charted.text == plain.text and charted.finish is None
+    chart = charted.attachment
+    assert chart.data[:8] == b"\x89PNG\r\n\x1a\n" and len(chart.data) > 5000
+    assert (chart.filename, chart.content_type) == ("desk-stats.png", "image/png")
+    assert chart.title == "Desk statistics since 2026-11-24 09:00 UTC"
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "mallory"])
+async def test_stats_with_chart_is_for_admins_only(desk, runtime, who):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    reply = await runtime.concierge.handle(CommandInvoked("s1", LocalPlatform.dm_address(who), ("stats", "--chart")))
+    assert not reply.ok and "admins only" in reply.text
+    assert reply.attachment is None and reply.finish is None
 
 
 @given(TOKENS)

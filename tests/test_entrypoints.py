@@ -66,3 +66,15 @@ def test_doctor_checks_each_configured_platform(tmp_path):
         "SLACK_API_URL": "http://127.0.0.1:9/api/"})  # nothing listens on the discard port
     assert broken.returncode == 1
     assert broken.stdout.startswith("slack: ") and "xoxb-not-a-real-token" not in broken.stdout + broken.stderr
+
+
+async def test_the_playground_writes_a_chart_to_a_file_and_says_where(runtime, platform, tmp_path):
+    from adapters.local.playground import LocalDriver
+
+    printed: list[str] = []
+    driver = LocalDriver(runtime, platform, "concierge-staff", printed.append, files_dir=tmp_path)
+    await driver.line("admin> /concierge stats --chart")
+    chart = tmp_path / "desk-stats.png"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert printed == ["  (only you) No conversations since 2026-11-18 09:00 UTC.",
+                       f"  (only you) Desk statistics since 2026-11-18 09:00 UTC: written to {chart}"]

@@ -96,12 +96,13 @@ class ConciergeBot(commands.Bot):
         """No text commands: the relay cog handles messages."""
 
     async def on_ready(self) -> None:
-        staff = self.get_channel(int(self.settings.staff_channel))
-        if staff is None:
-            log.warning("connected as %s, but staff channel %s is not visible to the bot: run "
-                        "`concierge discord doctor`", self.user, self.settings.staff_channel)
-        else:
-            log.info("connected as %s; staff channel #%s", self.user, staff)
+        for channel in self.settings.staff_channels():  # the staff channel and each specialty's own
+            staff = self.get_channel(int(channel)) if channel.isdigit() else None
+            if staff is None:
+                log.warning("connected as %s, but staff channel %s is not visible to the bot: run "
+                            "`concierge discord doctor`", self.user, channel)
+            else:
+                log.info("connected as %s; staff channel #%s", self.user, staff)
 
 
 class OutboxCog(commands.Cog):
@@ -148,6 +149,10 @@ def startup_problems(settings: Settings, discord_settings: DiscordSettings) -> l
             f"CONCIERGE_STAFF_CHANNEL must be the staff channel's id, not {settings.staff_channel!r} "
             "(right-click the channel > Copy Channel ID)."
         )
+    for specialty, channel in settings.specialty_channels.items():
+        if not channel.isdigit():
+            problems.append(f"CONCIERGE_SPECIALTY_CHANNELS must give channel ids, not {channel!r} for {specialty} "
+                            "(right-click the channel > Copy Channel ID).")
     if settings.staff_platform not in ("", "discord"):
         problems.append("CONCIERGE_STAFF_PLATFORM must be empty or 'discord' when the bot runs on Discord.")
     return problems

@@ -104,20 +104,28 @@ async def _guild_problems(client: discord.Client, tree: ConciergeTree, settings:
     staff = await _staff_channel_problem(client, guild, settings)
     if staff:
         problems.append(staff)
+    for specialty, channel in settings.specialty_channels.items():
+        if channel != settings.staff_channel:
+            own = await _staff_channel_problem(client, guild, settings, channel,
+                                               f"CONCIERGE_SPECIALTY_CHANNELS ({specialty})")
+            if own:
+                problems.append(own)
     if not await commands_in_sync(tree, client.http, client.application_id):
         problems.append("The /concierge commands on Discord differ from this version: run `concierge discord sync` "
                         "(starting the bot syncs them too).")
     return problems
 
 
-async def _staff_channel_problem(client: discord.Client, guild: discord.Guild, settings: Settings) -> str | None:
-    if not settings.staff_channel.isdigit():
-        return (f"CONCIERGE_STAFF_CHANNEL is {settings.staff_channel!r}; it must be the channel's id "
+async def _staff_channel_problem(client: discord.Client, guild: discord.Guild, settings: Settings,
+                                 channel_id: str | None = None, setting: str = "CONCIERGE_STAFF_CHANNEL") -> str | None:
+    channel_id = settings.staff_channel if channel_id is None else channel_id
+    if not channel_id.isdigit():
+        return (f"{setting} is {channel_id!r}; it must be the channel's id "
                 "(right-click the channel > Copy Channel ID).")
     channels = await guild.fetch_channels()
-    channel = discord.utils.get(channels, id=int(settings.staff_channel))
+    channel = discord.utils.get(channels, id=int(channel_id))
     if channel is None:
-        return f"Channel {settings.staff_channel} is not in server {guild.name!r}, or the bot cannot see it."
+        return f"Channel {channel_id} is not in server {guild.name!r}, or the bot cannot see it."
     if not isinstance(channel, discord.TextChannel):
         return f"#{channel.name} is not a text channel; conversation threads need one."
     member = await guild.fetch_member(client.user.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ import discord
 from adapters.discord.cards import card_view, embed_for
 from adapters.discord.limits import split_message
 from concierge.commands import CommandRegistry
-from concierge.inbound import Inbound
+from concierge.inbound import FileAttachment, Inbound
 from concierge.platform import Address, Card
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 REPLY_CHARS = 2000
 ALREADY_HANDLED = "Already done."
 FAILED = "Sorry, something went wrong on our side and nothing was changed. Please try again."
+FILE_NOT_SENT = "Sorry, the chart could not be attached. Please try again in a minute."
 
 
 def address_of(interaction: discord.Interaction) -> Address:
@@ -52,21 +54,24 @@ async def answer(interaction: discord.Interaction, event: Inbound) -> None:
     done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
     if not done:
         await interaction.response.defer(ephemeral=True, thinking=True)
-    card = None
+    card = attachment = None
     try:
         reply = await work
         text = reply.text if reply is not None else ALREADY_HANDLED
         card = getattr(reply, "card", None)
+        attachment = getattr(reply, "attachment", None)
     except Exception:
         log.exception("the core failed on %s", type(event).__name__)
         text = FAILED
-    await send_private(interaction, text, card)
+    await send_private(interaction, text, card, attachment)
 
 
-async def send_private(interaction: discord.Interaction, text: str, card: Card | None = None) -> None:
-    """An ephemeral answer (split when long, the card's embed and buttons on the last part).
+async def send_private(interaction: discord.Interaction, text: str, card: Card | None = None,
+                       attachment: FileAttachment | None = None) -> None:
+    """An ephemeral answer (split when long, the card's embed and buttons and the file on the last part).
 
-    Sent as the interaction's response, or as follow-ups once the response was a defer.
+    Sent as the interaction's response, or as follow-ups once the response was a defer. When
+    Discord refuses the part with the file, that part goes again without it, and a note follows.
     """
     parts = _parts(text)
     for index, part in enumerate(parts):
@@ -81,10 +86,24 @@ async def send_private(interaction: discord.Interaction, text: str, card: Card |
                 # by their custom ids, and dropping a kept view would drop that matching too.
                 view.stop()
                 extra["view"] = view
-        if not interaction.response.is_done():
-            await interaction.response.send_message(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
-        else:
-            await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
+        if attachment is not None and index == len(parts) - 1:
+            file = discord.File(io.BytesIO(attachment.data), filename=attachment.filename,
+                                description=attachment.title or None)
+            try:
+                await _send_part(interaction, part, file=file, **extra)
+            except discord.HTTPException as error:
+                log.warning("Discord refused the answer with %s: %s", attachment.filename, error)
+                await _send_part(interaction, part, **extra)
+                await _send_part(interaction, FILE_NOT_SENT)
+            continue
+        await _send_part(interaction, part, **extra)
+
+
+async def _send_part(interaction: discord.Interaction, part: str, **extra: Any) -> None:
+    if not interaction.response.is_done():
+        await interaction.response.send_message(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
+    else:
+        await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
 
 
 def raw_tokens(data: dict[str, Any], root: str, registry: CommandRegistry) -> tuple[str, ...]:

@@ -43,6 +43,11 @@ class RelayCog(commands.Cog):
     def staff_channel(self) -> int:
         return int(self.bot.settings.staff_channel)
 
+    @property
+    def staff_channels(self) -> set[int]:
+        """The staff channel and every specialty's own (CONCIERGE_SPECIALTY_CHANNELS)."""
+        return {int(channel) for channel in self.bot.settings.staff_channels() if channel.isdigit()}
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         event = await self.inbound_of(message)
@@ -88,7 +93,7 @@ class RelayCog(commands.Cog):
         if guild_id is None or (wanted and guild_id != wanted):
             return None
         parent = await self._parent_of(message.channel)
-        if parent is None or parent != self.staff_channel:
+        if parent is None or parent not in self.staff_channels:
             return None
         return StaffReply(
             event_id=str(message.id),

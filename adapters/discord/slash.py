@@ -23,7 +23,8 @@ DESCRIPTION_CHARS = 100
 MAX_CHOICES = 25
 
 # Param.kind -> the annotation discord.py turns into an option type.
-OPTION_TYPES: dict[str, type] = {"user": discord.User, "int": int, "word": str, "list": str, "text": str}
+OPTION_TYPES: dict[str, type] = {"user": discord.User, "int": int, "word": str, "list": str, "text": str,
+                                 "flag": bool}
 SUGGESTED = {"tier", "specialties"}  # options autocompleted with the values the database knows
 
 Invoke = Callable[[discord.Interaction, tuple[str, ...]], Awaitable[None]]
@@ -41,6 +42,10 @@ def tokens_for(command: Command, options: dict[str, Any]) -> tuple[str, ...]:
     for param in command.params:
         value = options.get(param.name)
         if value is None:
+            continue
+        if param.kind == "flag":  # a yes/no option: `--name` when yes, nothing when no
+            if value:
+                tokens.append(f"--{param.name}")
             continue
         if isinstance(value, (discord.User, discord.Member)):
             value = value.id

@@ -11,6 +11,7 @@ import itertools
 import re
 import shlex
 import sys
+from pathlib import Path
 from typing import Callable, Iterable
 
 from adapters.local.platform import LocalPlatform
@@ -35,11 +36,12 @@ class LocalDriver:
     """Turns playground lines into inbound events and settles the outbox after each one."""
 
     def __init__(self, runtime: Runtime, platform: LocalPlatform, staff_channel: str,
-                 echo: Callable[[str], None] = print) -> None:
+                 echo: Callable[[str], None] = print, files_dir: Path = Path(".")) -> None:
         self.runtime = runtime
         self.platform = platform
         self.staff_channel = staff_channel
         self.echo = echo
+        self.files_dir = files_dir  # where a reply's file (the stats chart) is written
         self._ids = itertools.count(1)
         self._speaker = "admin"
         self._thread: str | None = None
@@ -73,6 +75,10 @@ class LocalDriver:
         reply = await self.runtime.concierge.handle(event)
         if reply is not None and not isinstance(event, MemberMessage):
             self.echo(f"  {reply.text}" if reply.text.startswith("(") else f"  (only you) {reply.text}")
+        if reply is not None and reply.attachment is not None:
+            path = self.files_dir / reply.attachment.filename
+            path.write_bytes(reply.attachment.data)
+            self.echo(f"  (only you) {reply.attachment.title or 'The file'}: written to {path}")
         await self.runtime.dispatcher.drain()
         return reply
 

@@ -86,25 +86,28 @@ async def find_problems(settings: Settings, slack: SlackSettings) -> list[str]:
             problems.append(f"The bot token lacks the scopes {', '.join(missing)}: update the app from "
                             "`concierge slack manifest` and reinstall it to the workspace.")
 
-        channel = settings.staff_channel
-        if settings.staff_platform not in ("", "slack"):
-            pass  # the staff channel lives on another platform; its adapter checks it
-        elif not looks_like_channel_id(channel):
-            problems.append(f"CONCIERGE_STAFF_CHANNEL={channel!r} is not a channel id: open the channel's details "
-                            "in Slack and copy the id at the bottom (C0123ABCD).")
-        else:
-            try:
-                info = (await client.conversations_info(channel=channel))["channel"]
-            except SlackApiError as error:
-                code = _code(error)
-                hint = " (invite the bot to the private channel first)" if code == "channel_not_found" else ""
-                problems.append(f"The staff channel {channel} cannot be read: {code}{hint}.")
+        staff_channels: dict[str, str] = {settings.staff_channel: "CONCIERGE_STAFF_CHANNEL"}
+        for specialty, channel in settings.specialty_channels.items():  # each specialty's own channel too
+            staff_channels.setdefault(channel, f"CONCIERGE_SPECIALTY_CHANNELS ({specialty})")
+        for channel, setting in staff_channels.items():
+            if settings.staff_platform not in ("", "slack"):
+                break  # the staff channels live on another platform; its adapter checks them
+            elif not looks_like_channel_id(channel):
+                problems.append(f"{setting}={channel!r} is not a channel id: open the channel's details "
+                                "in Slack and copy the id at the bottom (C0123ABCD).")
             else:
-                if info.get("is_archived"):
-                    problems.append(f"The staff channel #{info.get('name', channel)} is archived.")
-                elif not info.get("is_member"):
-                    problems.append(f"The bot is not in the staff channel #{info.get('name', channel)}: "
-                                    f"type `/invite @{identity.get('user', 'concierge')}` there.")
+                try:
+                    info = (await client.conversations_info(channel=channel))["channel"]
+                except SlackApiError as error:
+                    code = _code(error)
+                    hint = " (invite the bot to the private channel first)" if code == "channel_not_found" else ""
+                    problems.append(f"The staff channel {channel} cannot be read: {code}{hint}.")
+                else:
+                    if info.get("is_archived"):
+                        problems.append(f"The staff channel #{info.get('name', channel)} is archived.")
+                    elif not info.get("is_member"):
+                        problems.append(f"The bot is not in the staff channel #{info.get('name', channel)}: "
+                                        f"type `/invite @{identity.get('user', 'concierge')}` there.")
 
         if slack.app_token:
             try:

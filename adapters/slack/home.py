@@ -1,4 +1,4 @@
-"""The App Home tab: a member's open questions and digests; for staff, how many conversations are open.
+"""The App Home tab: a member's open questions and digests; for staff, who is waiting and for how long.
 
 A member's digests each carry an *Unsubscribe* button, and the digests of the catalogue they
 do not get yet a *Subscribe* button; both reach the core as the `unsubscribe` / `subscribe`
@@ -6,6 +6,8 @@ commands (how="button" in the consent ledger), after which the tab is published 
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlmodel import Session, func, select
 
@@ -17,6 +19,7 @@ from concierge.people import expert_of, is_admin, member_of
 from concierge.platform import Button
 from concierge.records import Conversation, Message
 from concierge.settings import Settings
+from concierge.waiting import open_queue, render_queue
 
 QUESTION_PREVIEW = 200
 MAX_LISTED = 20
@@ -27,7 +30,8 @@ def _preview(text: str) -> str:
     return text if len(text) <= QUESTION_PREVIEW else text[: QUESTION_PREVIEW - 1] + "\u2026"
 
 
-def home_sections(session: Session, settings: Settings, platform: str, user: str) -> list[Section | str]:
+def home_sections(session: Session, settings: Settings, platform: str, user: str,
+                  now: datetime | None = None) -> list[Section | str]:
     """The paragraphs (escaped mrkdwn, some with a button) of `user`'s Home tab, read from the records."""
     sections: list[Section | str] = []
     if is_admin(settings, platform, user) or expert_of(session, platform, user) is not None:
@@ -36,6 +40,8 @@ def home_sections(session: Session, settings: Settings, platform: str, user: str
             f"*Staff*: {open_count} open conversation{'s' if open_count != 1 else ''}. They are threads in the staff "
             "channel; type `/concierge help` for the commands you can use."
         )
+        if open_count and now is not None:  # who is waiting and for how long (`/concierge queue`)
+            sections.append(escape(render_queue(open_queue(session, limit=MAX_LISTED), now)))
     member = member_of(session, platform, user)
     if member is None:
         if not sections:

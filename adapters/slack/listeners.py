@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import uuid
@@ -47,6 +48,10 @@ NOT_PASSED_ON = "Sorry, your last message could not be passed on to our team. Pl
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
 NOT_RELAYED = "Sorry, your last reply could not be handled and was not relayed. Please send it again in a minute."
+# A reply's file (the stats chart) cannot ride on an ephemeral answer: it goes to the person's DM with the bot.
+FILE_IN_DM = "The chart is in your DM with the bot."
+FILE_NOT_SENT = "Sorry, the chart could not be sent to your DM with the bot. Please try again in a minute."
+FILE_COMMENT = f"From your `{COMMAND}` command; only you see it here."
 
 
 class InFlight:
@@ -151,6 +156,11 @@ class SlackListeners:
     def staff_channel(self) -> str:
         return self.settings.staff_channel
 
+    @property
+    def staff_channels(self) -> frozenset[str]:
+        """The staff channel and every specialty's own (CONCIERGE_SPECIALTY_CHANNELS)."""
+        return frozenset(self.settings.staff_channels())
+
     async def idle(self, timeout: float | None = None) -> None:
         """Wait until every acknowledged payload has been handed to the core and answered."""
         await self.inflight.wait(timeout)
@@ -180,7 +190,7 @@ class SlackListeners:
         if event.get("channel_type") == "im":
             return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments)
         thread = event.get("thread_ts")
-        if channel == self.staff_channel and thread and thread != event.get("ts"):
+        if channel in self.staff_channels and thread and thread != event.get("ts"):
             return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments)
         return None  # top-level chatter, other channels, group DMs
 
@@ -269,8 +279,24 @@ class SlackListeners:
                 reply = await self._handle(event)
             except Exception:
                 reply = Reply(FAILED, ok=False)
+            if reply is not None and reply.attachment is not None:
+                reply = await self._share_file(event.address, reply)
             if reply is not None and (reply.text or reply.card):
                 await self._respond(respond, reply)
+
+    async def _share_file(self, address: Address, reply: Reply) -> Reply:
+        """Upload the reply's file into the person's DM; the answer says where it went (or that it failed)."""
+        file = reply.attachment
+        try:
+            await self.platform.share_in_dm(address, file, comment=FILE_COMMENT)
+            note = FILE_IN_DM
+        except PlatformError as error:
+            log.warning("could not share %s in the DM with %s: %s", file.filename, address.user, error)
+            note = FILE_NOT_SENT
+        except Exception:  # the answer itself must still go out
+            log.exception("could not share %s in the DM with %s", file.filename, address.user)
+            note = FILE_NOT_SENT
+        return dataclasses.replace(reply, text=f"{reply.text}\n\n{note}", attachment=None)
 
     async def _on_command(self, ack, command: dict[str, Any], respond) -> None:  # noqa: ANN001
         await self._run_privately(ack, respond, self.command_inbound(command))
@@ -317,7 +343,8 @@ class SlackListeners:
     async def publish_home(self, user: str, *, notice: str = "") -> None:
         """Publish `user`'s Home tab from the records, `notice` (an answer to a button) at the top."""
         try:
-            sections = await self.runtime.db.run(lambda session: home_sections(session, self.settings, PLATFORM, user))
+            sections = await self.runtime.db.run(lambda session: home_sections(session, self.settings, PLATFORM, user,
+                                                                                  self.runtime.concierge.clock.now()))
         except Exception:
             log.exception("could not read the App Home of %s", user)
             return

@@ -22,6 +22,13 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write",),  # Platform.open_dm
     "conversations.info": ("channels:read", "groups:read"),  # doctor: the staff channel (public or private)
     "views.publish": (),  # the App Home tab
+    "files.getUploadURLExternal": ("files:write",),  # the stats chart, into the admin's DM (files_upload_v2)
+    "files.completeUploadExternal": ("files:write",),  # ...shared there once uploaded
+}
+
+# SDK helpers the adapter calls that are no Web API method themselves -> the methods they call.
+SDK_HELPERS: dict[str, tuple[str, ...]] = {
+    "files_upload_v2": ("files.getUploadURLExternal", "files.completeUploadExternal"),
 }
 
 # Called with the app-level token (xapp-...), not the bot token: its scope is set when the

@@ -8,10 +8,11 @@ import logging
 from typing import AsyncIterator
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import message_fields
+from concierge.inbound import FileAttachment
 from concierge.platform import Address, MessageRef, Outbound, PlatformDown, RateLimited, Unreachable
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,21 @@ class SlackPlatform:
                 channel=address.channel, user=address.user, thread_ts=address.thread or None,
                 parse="none", link_names=False, **message_fields(message),
             )
+
+    async def share_in_dm(self, user: Address, file: FileAttachment, comment: str = "") -> Address:
+        """Upload `file` into the DM with `user.user`, the only private place a Slack file can go.
+
+        `files_upload_v2` asks for an upload URL (files.getUploadURLExternal), posts the bytes
+        there, then shares the file in the channel (files.completeUploadExternal).
+        """
+        dm = await self.open_dm(Address(PLATFORM, "", user.user, workspace=user.workspace))
+        async with neutral_errors("files.upload"):
+            try:
+                await self.client.files_upload_v2(channel=dm.channel, file=file.data, filename=file.filename,
+                                                  title=file.title or file.filename, initial_comment=comment or None)
+            except SlackRequestError as error:  # the bytes were refused at the upload URL
+                raise PlatformDown(f"the file upload failed: {error}") from None
+        return dm
 
     async def publish_home(self, user: str, view: dict) -> None:
         """Show `view` as `user`'s App Home tab."""

@@ -78,9 +78,11 @@ async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | 
     missing = slack.missing_for(http)
     if missing:
         raise SystemExit(f"Slack is not configured: set {', '.join(missing)} (see docs/slack.md).")
-    if settings.staff_platform in ("", "slack") and not looks_like_channel_id(settings.staff_channel):
-        log.warning("CONCIERGE_STAFF_CHANNEL=%r is not a Slack channel id (C0123ABCD); staff replies will not "
-                    "be recognised. Run `concierge slack doctor`.", settings.staff_channel)
+    for channel in settings.staff_channels() if settings.staff_platform in ("", "slack") else ():
+        if not looks_like_channel_id(channel):  # the staff channel, or a CONCIERGE_SPECIALTY_CHANNELS one
+            setting = "CONCIERGE_STAFF_CHANNEL" if channel == settings.staff_channel else "CONCIERGE_SPECIALTY_CHANNELS"
+            log.warning("%s: %r is not a Slack channel id (C0123ABCD); staff replies will not "
+                        "be recognised. Run `concierge slack doctor`.", setting, channel)
     timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         listeners = wire(settings, web_client(slack, session), signing_secret=slack.secret("signing_secret"))

@@ -246,6 +246,36 @@ async def a_member_writing_too_fast_is_told_once(d: ConversationDriver) -> None:
     assert d.thread_texts(thread)[-1] == "alice: calmer now"
 
 
+async def staff_see_who_is_waiting_and_for_how_long(d: ConversationDriver) -> None:
+    await d.command(d.admin, "tier set premium --target 1h")
+    await enrol(d)
+    assert await d.command("bob", "queue") == "No open conversations: nobody is waiting."
+    first = await ask(d)
+    assert "premium" in await d.command(d.admin, f"member add {d.mention('erin')} premium erin")
+    await d.later(30 * 60)
+    await d.member_writes("erin", "A training question: how often should I stretch?")
+    await d.settle()
+    second = d.threads()[-1]
+    await d.later(45 * 60)
+    await d.command("carol", "claim", thread=second)
+    lines = (await d.command("bob", "queue")).splitlines()
+    assert lines[0] == "Open conversations (2), longest waiting first:"
+    assert lines[1].endswith("alice (premium, nutrition): waiting 1h15m, over the 1h target; unclaimed"), lines
+    assert lines[2].endswith("erin (premium, training): waiting 45m; claimed by carol"), lines
+
+    await d.staff_writes("bob", first, ADVICE)
+    await d.later(5 * 60)
+    lines = (await d.command("bob", "queue")).splitlines()
+    assert lines[1].endswith("erin (premium, training): waiting 50m; claimed by carol"), lines
+    assert lines[2].endswith("alice (premium, nutrition): answered; claimed by bob"), lines
+    await d.member_writes("alice", "And after the race?")
+    await d.settle()
+    await d.later(10 * 60)
+    assert "alice (premium, nutrition): waiting 10m" in await d.command("bob", "queue --specialty nutrition")
+    assert "erin" not in await d.command("bob", "queue --specialty nutrition")
+    assert "experts only" in await d.command("alice", "queue")
+
+
 DESK_SCENARIOS = [
     a_question_naming_no_topic_waits_for_the_members_pick,
     tier_refusals_reach_the_member_and_nothing_reaches_staff,
@@ -259,4 +289,5 @@ DESK_SCENARIOS = [
     answers_are_signed_with_the_programs_name,
     a_blocked_member_is_told_politely_until_unblocked,
     a_member_writing_too_fast_is_told_once,
+    staff_see_who_is_waiting_and_for_how_long,
 ]

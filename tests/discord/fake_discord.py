@@ -5,6 +5,10 @@ was asked to create, answers with payloads shaped like Discord's, and queues the
 Discord would send back (a new thread's THREAD_CREATE) for the test to feed to the bot. Tests
 can make the next matching requests fail (429 with retry_after, 403 with code 50007, 503...).
 
+A message with files comes as multipart/form-data (`payload_json` and `files[n]`, as discord.py
+sends it): the JSON part is recorded as the body, the files beside it (`Call.files`, and an
+interaction answer's `files`, see `answer_files`).
+
 It also serves a minimal gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeat
 acks, then pushed events) so one test can run the bot exactly as `concierge run` does.
 """
@@ -15,7 +19,7 @@ import asyncio
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
@@ -28,13 +32,24 @@ MESSAGE_CONTENT_FLAG = 1 << 18  # GATEWAY_MESSAGE_CONTENT
 
 
 @dataclass
+class Upload:
+    """A file sent with a message (one `files[n]` part of a multipart request)."""
+
+    part: str  # "files[0]", ...
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
 class Call:
     """One request the bot made."""
 
     method: str
     path: str  # after /api/v10
-    json: Any
+    json: Any  # the JSON body; of a multipart request, its `payload_json`
     query: dict[str, str]
+    files: list[Upload] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +66,9 @@ class Failure:
 class Thread:
     payload: dict[str, Any]
     archived: bool = False
+
+
+FILES = web.RequestKey("files", list)  # a request's uploaded files, for the route handlers
 
 
 def user_payload(user_id: int, name: str, *, bot: bool = False) -> dict[str, Any]:
@@ -95,6 +113,7 @@ class FakeDiscord:
         self.calls: list[Call] = []
         self.users: dict[int, dict[str, Any]] = {self.application_id: self.bot}
         self.channels: dict[int, dict[str, Any]] = {self.staff_channel_id: self.text_channel_payload()}
+        self.more_text_channels: dict[int, str] = {}  # id -> name: the guild's other text channels
         self.threads: dict[int, Thread] = {}
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.messages: dict[int, dict[str, Any]] = {}  # every message the bot posted, by id
@@ -159,6 +178,13 @@ class FakeDiscord:
         user = user_payload(self.new_id(), name)
         self.users[int(user["id"])] = user
         return user
+
+    def add_text_channel(self, name: str) -> int:
+        """Another text channel in the guild (e.g. a specialty's staff channel); its id."""
+        channel_id = self.new_id()
+        self.more_text_channels[channel_id] = name
+        self.channels[channel_id] = self.text_channel_payload(channel_id, name)
+        return channel_id
 
     def dm_channel_of(self, user_id: int) -> int:
         if user_id not in self.dm_channels:
@@ -226,9 +252,9 @@ class FakeDiscord:
 
     # Payloads.
 
-    def text_channel_payload(self) -> dict[str, Any]:
-        return {"id": str(self.staff_channel_id), "type": 0, "guild_id": str(self.guild_id),
-                "name": "concierge-staff", "position": 0, "permission_overwrites": [], "nsfw": False,
+    def text_channel_payload(self, channel_id: int | None = None, name: str = "concierge-staff") -> dict[str, Any]:
+        return {"id": str(channel_id or self.staff_channel_id), "type": 0, "guild_id": str(self.guild_id),
+                "name": name, "position": 0, "permission_overwrites": [], "nsfw": False,
                 "parent_id": None, "topic": None, "last_message_id": None, "rate_limit_per_user": 0, "flags": 0}
 
     def guild_payload(self) -> dict[str, Any]:
@@ -237,7 +263,9 @@ class FakeDiscord:
             "id": str(self.guild_id), "name": "Peak Club", "icon": None, "owner_id": str(self.new_id()),
             "roles": [role_payload(self.guild_id, "@everyone", 0, 0),
                       role_payload(self.bot_role_id, "Concierge", self.bot_role_permissions, 1)],
-            "channels": [self.text_channel_payload()], "threads": [], "members": [], "emojis": [], "stickers": [],
+            "channels": [self.text_channel_payload(), *(self.text_channel_payload(channel_id, name)
+                                                        for channel_id, name in self.more_text_channels.items())],
+            "threads": [], "members": [], "emojis": [], "stickers": [],
             "features": [], "member_count": 3, "large": False, "unavailable": False, "verification_level": 0,
             "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0,
             "premium_tier": 0, "preferred_locale": "en-US", "system_channel_flags": 0, "afk_timeout": 300,
@@ -273,9 +301,17 @@ class FakeDiscord:
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
-        body = await request.read()
-        payload = json.loads(body) if body and request.content_type == "application/json" else None
-        self.calls.append(Call(request.method, path, payload, dict(request.query)))
+        files: list[Upload] = []
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            payload = json.loads(form["payload_json"]) if "payload_json" in form else None
+            files = [Upload(name, part.filename, part.content_type, part.file.read())
+                     for name, part in form.items() if isinstance(part, web.FileField)]
+        else:
+            body = await request.read()
+            payload = json.loads(body) if body and request.content_type == "application/json" else None
+        request[FILES] = files
+        self.calls.append(Call(request.method, path, payload, dict(request.query), files))
         for failure in self._failures:
             if failure.times > 0 and failure.method == request.method and failure.pattern.fullmatch(path):
                 failure.times -= 1
@@ -375,7 +411,8 @@ class FakeDiscord:
         return self._answered.setdefault(interaction_id, asyncio.Event())
 
     async def _interaction_callback(self, payload, request, interaction_id, token) -> web.Response:
-        self.answers.setdefault(interaction_id, []).append(payload)
+        self.answers.setdefault(interaction_id, []).append(
+            {**payload, "files": request[FILES]} if request[FILES] else payload)
         self._answered_event(interaction_id).set()
         data = payload.get("data") or {}
         message = self.message_payload(self.staff_channel_id, self.bot, data.get("content") or "")
@@ -388,7 +425,10 @@ class FakeDiscord:
 
     async def _followup(self, payload, request, application_id, token) -> web.Response:
         interaction_id = int(str(token).removeprefix("tok"))
-        self.answers.setdefault(interaction_id, []).append({"type": "followup", "data": payload})
+        answer = {"type": "followup", "data": payload}
+        if request[FILES]:
+            answer["files"] = request[FILES]
+        self.answers.setdefault(interaction_id, []).append(answer)
         self._answered_event(interaction_id).set()
         return _json(self.message_payload(self.staff_channel_id, self.bot, payload.get("content") or ""))
 
@@ -398,7 +438,8 @@ class FakeDiscord:
         return _json(self.guild_payload())
 
     async def _get_guild_channels(self, payload, request, guild_id) -> web.Response:
-        return _json([self.channels[self.staff_channel_id]])
+        return _json([self.channels[self.staff_channel_id], *(self.channels[channel_id]
+                                                              for channel_id in self.more_text_channels)])
 
     async def _get_gateway(self, payload, request) -> web.Response:
         return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": {
@@ -444,4 +485,9 @@ def answer_text(answer: dict[str, Any]) -> str:
 
 def is_private(answer: dict[str, Any]) -> bool:
     return bool((answer.get("data") or {}).get("flags", 0) & 64)
+
+
+def answer_files(answer: dict[str, Any]) -> list[Upload]:
+    """The files sent with an interaction answer (a callback body or a follow-up)."""
+    return list(answer.get("files") or [])
 

@@ -18,7 +18,8 @@ from tests.discord.harness import DiscordWorld, custom_ids
 from tests.discord.test_contract import assert_nobody_pinged
 from tests.discord.test_inbound import open_conversation
 
-OPTION_TYPE = {"user": discord.AppCommandOptionType.user, "int": discord.AppCommandOptionType.integer}
+OPTION_TYPE = {"user": discord.AppCommandOptionType.user, "int": discord.AppCommandOptionType.integer,
+               "flag": discord.AppCommandOptionType.boolean}
 
 
 async def _ignore(interaction, tokens):  # noqa: ANN001
@@ -52,9 +53,14 @@ def test_the_command_group_renders_every_registry_command():
     assert_matches_registry(build_group(_ignore), REGISTRY)
 
 
+def test_stats_offers_the_chart_as_a_yes_no_option():
+    chart = build_group(_ignore).get_command("stats").get_parameter("chart")
+    assert chart.type == discord.AppCommandOptionType.boolean and not chart.required
+
+
 def test_a_new_registry_command_gets_its_discord_counterpart():
     extra = Command(("tips", "send"), (Param("cadence", option=True), Param("topic", help="what about"),
-                                       Param("hour", "int", optional=True)),
+                                       Param("hour", "int", optional=True), Param("loud", "flag", option=True)),
                     Role.MEMBER, "receive tips " + "and more " * 20, lambda session, inv, args: "ok")
     registry = CommandRegistry([*REGISTRY, extra])
     assert_matches_registry(build_group(_ignore, registry), registry)

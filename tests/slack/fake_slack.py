@@ -2,7 +2,9 @@
 
 A real aiohttp server on 127.0.0.1, port 0. It records every call, answers like Slack (`ok`,
 `ts`, `channel`), checks the token's scopes against Slack's documented ones, and can be told
-to answer an error code or a 429 with `Retry-After`.
+to answer an error code or a 429 with `Retry-After`. File uploads go Slack's external way:
+files.getUploadURLExternal hands out an upload URL on this server, the bytes are POSTed there,
+files.completeUploadExternal shares them in a channel (`uploads`, `shared`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | No
     """
     if method in ("auth.test", "views.publish", "apps.connections.open"):
         return ()
+    if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
+        return ("files:write",)
     if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
         return ("chat:write",)
     if method == "conversations.open":
@@ -64,6 +68,26 @@ class Failure:
 
 
 @dataclass
+class Upload:
+    """A file announced with files.getUploadURLExternal; `data` once its bytes were POSTed."""
+
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+
+
+@dataclass
+class Shared:
+    """A files.completeUploadExternal that succeeded: which files went where."""
+
+    channel: str
+    files: list[Upload]
+    titles: list[str]
+    initial_comment: str
+
+
+@dataclass
 class Channel:
     id: str
     name: str
@@ -83,7 +107,10 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.responses: list[tuple[str, dict[str, Any]]] = []  # (response_url key, body) posted by the bot
         self.failures: list[Failure] = []
+        self.uploads: dict[str, Upload] = {}  # file id -> the file, announced and maybe uploaded
+        self.shared: list[Shared] = []
         self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.sockets: list[web.WebSocketResponse] = []
@@ -96,6 +123,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)  # some methods are GETs (conversations.info)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket-mode", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -207,13 +235,44 @@ class FakeSlack:
             return {"ok": True, "view": json.loads(view) if isinstance(view, str) else view}
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode"}
+        if method == "files.getUploadURLExternal":
+            if not args.get("filename") or not str(args.get("length", "")).isdigit():
+                return {"ok": False, "error": "invalid_arguments"}
+            upload = Upload(f"F{next(self._file_ids):08d}", str(args["filename"]), int(args["length"]))
+            self.uploads[upload.id] = upload
+            return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{upload.id}", "file_id": upload.id}
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         return {"ok": False, "error": "unknown_method"}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = json.loads(args["files"]) if isinstance(args.get("files"), str) else args.get("files") or []
+        uploads = [self.uploads.get(str(item.get("id"))) for item in files]
+        if not files or any(upload is None or upload.data is None for upload in uploads):
+            return {"ok": False, "error": "file_not_found"}  # never announced, or its bytes never arrived
+        channel = str(args.get("channel_id") or args.get("channels") or "")
+        titles = [str(item.get("title") or upload.filename) for item, upload in zip(files, uploads)]
+        self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or "")))
+        return {"ok": True, "files": [{"id": upload.id, "name": upload.filename, "title": title, "size": upload.length}
+                                      for upload, title in zip(uploads, titles)]}
 
     # response_url webhooks (slash command and button answers).
 
     async def _respond(self, request: web.Request) -> web.Response:
         self.responses.append((request.match_info["key"], await request.json()))
         return web.Response(text="ok")
+
+    # The upload URL files.getUploadURLExternal hands out (no token: the URL is the secret).
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="not found")
+        data = await request.read()
+        if len(data) != upload.length:
+            return web.Response(status=400, text=f"expected {upload.length} bytes, got {len(data)}")
+        upload.data = data
+        return web.Response(text=f"OK - {len(data)}")
 
     # Socket Mode.
 

@@ -212,6 +212,8 @@ async def test_app_home_lists_the_members_open_questions_and_digests(bot, clock)
     assert len(bot.fake.calls_to("views.publish")) == 3
     assert set(published) == {user_id("alice"), user_id("mallory"), user_id("bob")}
     assert published[user_id("bob")]["blocks"][1]["text"]["text"].startswith("*Staff*: 1 open conversation.")
+    queue = published[user_id("bob")]["blocks"][2]["text"]["text"]  # who is waiting, as `/concierge queue`
+    assert queue.startswith("Open conversations (1), longest waiting first:") and ": waiting 0m; unclaimed" in queue
     alice = " ".join(block["text"]["text"] for block in published[user_id("alice")]["blocks"])
     assert "Your open questions" in alice and "Is &lt;b&gt;salt&lt;/b&gt; bad?" in alice and "waiting" in alice
     assert "*Your digests* (1)" in alice

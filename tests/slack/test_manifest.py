@@ -14,6 +14,7 @@ from adapters.slack.manifest import (
     EVENT_SCOPES,
     LISTENED_EVENTS,
     METHOD_SCOPES,
+    SDK_HELPERS,
     bot_scopes,
     build_manifest,
 )
@@ -28,12 +29,15 @@ def _is_client(node: ast.expr) -> bool:
 
 
 def web_api_methods_called() -> set[str]:
-    """`client.chat_postMessage(...)` anywhere in adapters/slack -> "chat.postMessage"."""
+    """`client.chat_postMessage(...)` anywhere in adapters/slack -> "chat.postMessage".
+
+    An SDK helper (`client.files_upload_v2(...)`) counts as the Web API methods it calls.
+    """
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and _is_client(node.func.value):
-                found.add(node.func.attr.replace("_", "."))
+                found.update(SDK_HELPERS.get(node.func.attr, (node.func.attr.replace("_", "."),)))
     return found
 
 
