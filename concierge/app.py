@@ -14,7 +14,15 @@ from concierge.clock import Clock
 from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry, Invocation
 from concierge.database import Database
-from concierge.inbound import ButtonPressed, CommandInvoked, Inbound, MemberMessage, Reply, StaffReply
+from concierge.inbound import (
+    ButtonPressed,
+    CommandInvoked,
+    FormSubmitted,
+    Inbound,
+    MemberMessage,
+    Reply,
+    StaffReply,
+)
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address
 from concierge.outbox import Claimed, begin_hand_off, end_hand_off
@@ -95,6 +103,9 @@ class Concierge:
         if isinstance(event, ButtonPressed):
             tokens = (event.action, event.value) if event.value else (event.action,)
             return self._command(session, ctx, event, tokens, via="button")
+        if isinstance(event, FormSubmitted):  # what was written is one argument, however many words
+            tokens = tuple(token for token in (event.action, event.value, event.text.strip()) if token)
+            return self._command(session, ctx, event, tokens, via="form")
         raise TypeError(f"not an inbound event: {event!r}")
 
     def _command(self, session: Session, ctx: Context, event: Inbound, tokens: tuple[str, ...],

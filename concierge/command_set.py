@@ -12,7 +12,8 @@ from concierge import desk, duty, membership, snippets, tiers
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
-from concierge.inbound import FileAttachment, Reply
+from concierge.inbound import FileAttachment, Form, Reply
+from concierge.platform import Button, Card
 from concierge.people import Role, expert_of, member_of
 from concierge.records import Conversation, Expert, Message, Tier
 from concierge.stats import DeskStats, chart_png, collect, render_text
@@ -190,7 +191,7 @@ def _topic(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     return f"Thank you: your question is with our {topic} experts."
 
 
-def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Reply:
     member = member_of(session, inv.address.platform, inv.address.user)
     if member is None:
         raise Refused("Only members rate their questions.")
@@ -199,8 +200,28 @@ def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     if not number.lstrip("#").isdigit() or not score.isdigit():
         raise Refused("Rate like this: `/concierge rate <conversation> <1-5> [comment]`.")
     conversation = _conversation(session, inv, int(number.lstrip("#")))
-    return desk.rate(session, inv.ctx, conversation, member.id, int(score), (args["comment"] or "").strip(),
-                     inv.actor, key=f"cmd:{inv.event_id}")
+    comment = (args["comment"] or "").strip()
+    thanks = desk.rate(session, inv.ctx, conversation, member.id, int(score), comment,
+                       inv.actor, key=f"cmd:{inv.event_id}")
+    if inv.via != "button":
+        return thanks
+    # A star pressed: the comment is one more button away (a form where the platform has one).
+    offer = Card(title="", buttons=(Button("Add a comment", "comment", str(conversation.id)),))
+    return Reply(thanks, card=offer)
+
+
+def _comment(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Reply:
+    member = member_of(session, inv.address.platform, inv.address.user)
+    if member is None:
+        raise Refused("Only members rate their questions.")
+    conversation = _conversation(session, inv, args["conversation"])
+    text = (args["text"] or "").strip()
+    if text:
+        return desk.comment(session, inv.ctx, conversation, member.id, text, key=f"cmd:{inv.event_id}")
+    desk.check_comment(conversation, member.id)
+    form = Form(title="Your comment", label="What should we know about the answer?", action="comment",
+                value=str(conversation.id), placeholder="Optional: what helped, what was missing")
+    return Reply(f"Write your comment like this: `/concierge comment {conversation.id} <your comment>`.", form=form)
 
 
 def _stats(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Reply:
@@ -314,6 +335,8 @@ DESK_COMMANDS = [
     Command(("topic",), (Param("choice"),), Role.MEMBER, "pick the topic of your new question", _topic),
     Command(("rate",), (Param("conversation"), Param("score", optional=True), Param("comment", "text", optional=True)),
             Role.MEMBER, "rate the answer to a closed question, 1 to 5", _rate),
+    Command(("comment",), (Param("conversation", "int"), Param("text", "text", optional=True)), Role.MEMBER,
+            "add a comment to your rating of a closed question", _comment),
     Command(("stats",), (Param("since", option=True),
                          Param("chart", "flag", option=True, help="also send the figures as a picture (PNG)")),
             Role.ADMIN, "conversations, first-response times, targets, ratings (--since 7d, --chart)", _stats),

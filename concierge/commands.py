@@ -53,7 +53,7 @@ class Invocation:
     role: Role
     actor: str
     event_id: str
-    via: str = "command"  # or "button"
+    via: str = "command"  # or "button", "form"
 
 
 Handler = Callable[[Session, Invocation, dict[str, Any]], "str | Reply"]

@@ -109,6 +109,23 @@ def rate(session: Session, ctx: Context, conversation: Conversation, member_id: 
     return "Thank you for your rating!"
 
 
+def check_comment(conversation: Conversation, member_id: int) -> None:
+    """A comment goes with the member's own rating of a closed question."""
+    if conversation.member_id != member_id:
+        raise Refused("You can only comment on your own questions. See `/concierge my-questions`.")
+    if conversation.rating is None:
+        raise Refused(f"Rate conversation {conversation.id} first: the buttons under our request, "
+                      f"or `/concierge rate {conversation.id} <1-5> [comment]`.")
+
+
+def comment(session: Session, ctx: Context, conversation: Conversation, member_id: int, text: str,
+            key: str) -> str:
+    check_comment(conversation, member_id)
+    conversation.rating_comment = text[:1000]
+    _notice(session, ctx, conversation, f"Comment on the {conversation.rating}/5 rating: {text[:1000]}", key)
+    return "Thank you for your comment!"
+
+
 def reopen(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:
     if conversation.status == "open":
         raise Refused(f"Conversation {conversation.id} is already open.")

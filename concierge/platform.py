@@ -48,7 +48,10 @@ class Button:
 
 @dataclass(frozen=True)
 class Card:
-    """A structured message part that adapters render natively or as plain text."""
+    """A structured message part that adapters render natively or as plain text.
+
+    With an empty title and no fields, it is just buttons under the message's text.
+    """
 
     title: str
     fields: tuple[tuple[str, str], ...] = ()

@@ -9,6 +9,7 @@ import discord
 from discord.ext import commands
 
 from adapters.discord.cards import CardButton
+from adapters.discord.forms import FormCog
 from adapters.discord.platform import DiscordPlatform
 from adapters.discord.relay import RelayCog
 from adapters.discord.settings import DiscordSettings
@@ -85,6 +86,7 @@ class ConciergeBot(commands.Bot):
         # restart still reach the core without registering a view per conversation.
         self.add_dynamic_items(CardButton)
         await self.add_cog(RelayCog(self))
+        await self.add_cog(FormCog(self))
         slash = SlashCog(self)
         await self.add_cog(slash)
         if self.run_outbox:

@@ -52,7 +52,7 @@ def embed_for(card: Card, text: str) -> discord.Embed | None:
     title: the message then carries the text and the button, without an embed saying it twice.
     """
     first_line = text.strip().split("\n", 1)[0].strip()
-    if not card.fields and card.title.strip() == first_line:
+    if not card.fields and card.title.strip() in ("", first_line):
         return None
     return card_embed(card)
 

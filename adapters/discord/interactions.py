@@ -10,6 +10,7 @@ from typing import Any
 import discord
 
 from adapters.discord.cards import card_view, embed_for
+from adapters.discord.forms import form_modal
 from adapters.discord.limits import split_message
 from concierge.commands import CommandRegistry
 from concierge.inbound import FileAttachment, Inbound
@@ -54,15 +55,23 @@ async def answer(interaction: discord.Interaction, event: Inbound) -> None:
     done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
     if not done:
         await interaction.response.defer(ephemeral=True, thinking=True)
-    card = attachment = None
+    card = attachment = form = None
     try:
         reply = await work
         text = reply.text if reply is not None else ALREADY_HANDLED
         card = getattr(reply, "card", None)
         attachment = getattr(reply, "attachment", None)
+        form = getattr(reply, "form", None)
     except Exception:
         log.exception("the core failed on %s", type(event).__name__)
         text = FAILED
+    if form is not None and not interaction.response.is_done():
+        # A modal must be the first answer; once deferred, the reply's text says what to type instead.
+        try:
+            await interaction.response.send_modal(form_modal(form))
+            return
+        except discord.HTTPException as error:
+            log.warning("Discord refused a form: %s", error)
     await send_private(interaction, text, card, attachment)
 
 

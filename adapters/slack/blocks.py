@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.manifest import COMMAND
 from adapters.slack.mrkdwn import escape
+from concierge.inbound import Form
 from concierge.platform import Button, Card, Outbound
 from concierge.relay import NOTE_PREFIX
 
@@ -64,7 +66,7 @@ def card_blocks(card: Card, text: str, *, thread_hint: bool = False, paged: str 
     """
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(card.title, HEADER_MAX)}}
-    ]
+    ] if card.title.strip() else []  # no title: the text with buttons under it
     if paged:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": paged}})
     title_line, _, rest = text.partition("\n")
@@ -119,7 +121,8 @@ def message_fields(message: Outbound, *, opens_thread: bool = False) -> dict[str
     if message.card is None:
         text = escape(message.text)
         return {"text": f"{paged} {text}" if paged else text}
-    fallback = f"{message.card.title}: {message.text}" if message.text else message.card.title
+    title = message.card.title.strip()
+    fallback = f"{title}: {message.text}" if message.text and title else message.text or title
     text = escape(fallback)
     blocks = card_blocks(message.card, message.text, thread_hint=opens_thread, paged=paged)
     return {"text": f"{paged} {text}" if paged else text, "blocks": blocks}
@@ -154,3 +157,36 @@ def home_view(sections: list[Section | str], *, title: str, notice: str = "") ->
             block["accessory"] = _button(index, section.button)
         blocks.append(block)
     return {"type": "home", "blocks": blocks}
+
+
+FORM_CALLBACK = "concierge-form"
+FORM_BLOCK, FORM_INPUT = "answer", "text"
+MODAL_TITLE_MAX = 24
+INPUT_LABEL_MAX = 2000
+INPUT_MAX = 3000
+
+
+def form_view(form: Form, channel: str) -> dict[str, Any]:
+    """The core's `Form` as a modal with one text box; `private_metadata` carries what the submission needs."""
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": FORM_INPUT, "multiline": True,
+                               "max_length": min(form.max_chars, INPUT_MAX)}
+    if form.placeholder:
+        element["placeholder"] = {"type": "plain_text", "text": _clip(form.placeholder, 150)}
+    return {
+        "type": "modal",
+        "callback_id": FORM_CALLBACK,
+        "title": {"type": "plain_text", "text": _clip(form.title, MODAL_TITLE_MAX)},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps({"action": form.action, "value": form.value, "channel": channel}),
+        "blocks": [{"type": "input", "block_id": FORM_BLOCK, "optional": not form.required,
+                    "label": {"type": "plain_text", "text": _clip(form.label, INPUT_LABEL_MAX)},
+                    "element": element}],
+    }
+
+
+def form_submission(view: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(action, value, channel, text) of a submitted `form_view`."""
+    meta = json.loads(view.get("private_metadata") or "{}")
+    text = (((view.get("state") or {}).get("values") or {}).get(FORM_BLOCK) or {}).get(FORM_INPUT) or {}
+    return meta.get("action", ""), meta.get("value", ""), meta.get("channel", ""), text.get("value") or ""

@@ -19,7 +19,16 @@ from typing import Any, Iterator
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
-from adapters.slack.blocks import ACTION_PREFIX, action_of, home_view, message_fields
+from adapters.slack.blocks import (
+    ACTION_PREFIX,
+    FORM_BLOCK,
+    FORM_CALLBACK,
+    action_of,
+    form_submission,
+    form_view,
+    home_view,
+    message_fields,
+)
 from adapters.slack.home import home_sections
 from adapters.slack.manifest import COMMAND
 from adapters.slack.mrkdwn import command_tokens, to_plain
@@ -29,6 +38,7 @@ from concierge.inbound import (
     Attachment,
     ButtonPressed,
     CommandInvoked,
+    FormSubmitted,
     Inbound,
     MemberMessage,
     Reply,
@@ -149,6 +159,7 @@ class SlackListeners:
         self.app.event("app_home_opened")(self._on_home_opened)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_button)
+        self.app.view(FORM_CALLBACK)(self._on_form)
         # Buttons of old layouts and other apps' elements: acknowledge, so Slack shows no error.
         self.app.action(re.compile(".*"))(self._on_other_action)
 
@@ -271,14 +282,25 @@ class SlackListeners:
             if isinstance(inbound, StaffReply) and reply is not None and reply.text:
                 await self._tell(inbound.address, reply)
 
-    async def _run_privately(self, ack, respond, event: Inbound) -> None:  # noqa: ANN001
-        """Acknowledge (Slack shows nothing yet), run the command, answer only the person who asked."""
+    async def _run_privately(self, ack, respond, event: Inbound, trigger_id: str = "") -> None:  # noqa: ANN001
+        """Acknowledge (Slack shows nothing yet), run the command, answer only the person who asked.
+
+        A reply that asks for text (`Reply.form`) opens a modal with the press's or command's
+        `trigger_id`; if Slack will not open it (the trigger expired), the reply's text says
+        which command to type instead.
+        """
         with self.inflight.track():
             await ack()
             try:
                 reply = await self._handle(event)
             except Exception:
                 reply = Reply(FAILED, ok=False)
+            if reply is not None and reply.form is not None and trigger_id:
+                try:
+                    await self.platform.open_modal(trigger_id, form_view(reply.form, event.address.channel))
+                    return
+                except PlatformError as error:
+                    log.warning("could not open a form for %s: %s", event.address.user, error)
             if reply is not None and reply.attachment is not None:
                 reply = await self._share_file(event.address, reply)
             if reply is not None and (reply.text or reply.card):
@@ -299,7 +321,27 @@ class SlackListeners:
         return dataclasses.replace(reply, text=f"{reply.text}\n\n{note}", attachment=None)
 
     async def _on_command(self, ack, command: dict[str, Any], respond) -> None:  # noqa: ANN001
-        await self._run_privately(ack, respond, self.command_inbound(command))
+        await self._run_privately(ack, respond, self.command_inbound(command), command.get("trigger_id", ""))
+
+    async def _on_form(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:  # noqa: ANN001
+        """A modal opened for a `Form` was sent. A refusal is shown in the modal, by the text box;
+        otherwise it closes and the answer is shown privately where the form was asked for."""
+        with self.inflight.track():
+            action, value, channel, text = form_submission(view)
+            user = body.get("user") or {}
+            team = (body.get("team") or {}).get("id") or user.get("team_id", "")
+            where = Address(PLATFORM, channel, user.get("id", ""), workspace=team)
+            event = FormSubmitted(f"view:{view.get('id', '')}:{view.get('hash', '')}", where, action, value, text)
+            try:
+                reply = await self._handle(event)
+            except Exception:
+                reply = Reply(FAILED, ok=False)
+            if reply is not None and not reply.ok:
+                await ack(response_action="errors", errors={FORM_BLOCK: reply.text[:150]})
+                return
+            await ack()
+            if reply is not None and reply.text and channel:
+                await self._tell(where, reply)
 
     async def _on_button(self, ack, body: dict[str, Any], action: dict[str, Any], respond) -> None:  # noqa: ANN001
         """A card's button, in a message or on the Home tab.
@@ -310,7 +352,7 @@ class SlackListeners:
         event = self.button_inbound(body, action)
         with self.inflight.track():
             if not _pressed_on_home(body):
-                await self._run_privately(ack, respond, event)
+                await self._run_privately(ack, respond, event, body.get("trigger_id", ""))
                 if event.action in HOME_ACTIONS:
                     await self.publish_home(event.address.user)
                 return

@@ -22,6 +22,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write",),  # Platform.open_dm
     "conversations.info": ("channels:read", "groups:read"),  # doctor: the staff channel (public or private)
     "views.publish": (),  # the App Home tab
+    "views.open": (),  # a form of the core (the rating comment) as a modal
     "files.getUploadURLExternal": ("files:write",),  # the stats chart, into the admin's DM (files_upload_v2)
     "files.completeUploadExternal": ("files:write",),  # ...shared there once uploaded
 }

@@ -154,6 +154,11 @@ class SlackPlatform:
                 raise PlatformDown(f"the file upload failed: {error}") from None
         return dm
 
+    async def open_modal(self, trigger_id: str, view: dict) -> None:
+        """Open `view` as a modal for the person whose press or command carried `trigger_id` (valid 3 s)."""
+        async with neutral_errors("views.open"):
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+
     async def publish_home(self, user: str, view: dict) -> None:
         """Show `view` as `user`'s App Home tab."""
         async with neutral_errors("views.publish"):

@@ -156,8 +156,10 @@ async def after_close_the_member_rates_once_with_buttons(d: ConversationDriver) 
     await d.settle()
     assert count(d.dms("alice"), "Rate the answer") == 1, "one request per conversation"
     assert await d.press_in_dm("alice", "4") == "Thank you for your rating!"
-    await d.settle()
     assert count(d.thread_texts(thread), "Rated 4/5") == 1
+    answer = await d.press_in_dm("alice", "Add a comment", fill="Clear and quick, thank you!")
+    assert answer == "Thank you for your comment!"
+    assert count(d.thread_texts(thread), "Comment on the 4/5 rating: Clear and quick, thank you!") == 1
     number = await conversation_number(d)
     assert "from 1 to 5" in await d.command("alice", f"rate {number} 9")
     assert await d.command("alice", f'rate {number} 5 "very helpful"') == "Thank you for your rating!"
@@ -168,6 +170,8 @@ async def after_close_the_member_rates_once_with_buttons(d: ConversationDriver) 
     assert "1 conversations" in stats and "Rating: 5.0/5 from 1 ratings" in stats and "p50" in stats
     assert "--since looks like" in await d.command(d.admin, "stats --since soon")
     assert "admins only" in await d.command("bob", "stats")
+    assert "Thank you for your comment" in await d.command("alice", f"comment {number} Even better on reflection")
+    assert "Only members" in await d.command(d.admin, f"comment {number} spam")
 
 
 async def members_list_their_questions_and_see_help(d: ConversationDriver) -> None:

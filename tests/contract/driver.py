@@ -30,9 +30,14 @@ class ConversationDriver(Protocol):
     async def press(self, person: str, thread: str, action: str) -> str:
         """`person` presses the card button `action` of the conversation in `thread`."""
 
-    async def press_in_dm(self, person: str, label: str) -> str:
+    async def press_in_dm(self, person: str, label: str, *, fill: str | None = None) -> str:
         """`person` presses the button labelled `label` on the latest message in their DM with the bot
-        that has one (a topic picker, a rating request); returns the private answer."""
+        that has one (a topic picker, a rating request, a private answer); returns the private answer.
+
+        A button that asks for text opens a form (a modal): `person` writes `fill` and sends it,
+        and the answer to that is returned. Pressing one with no `fill`, or giving `fill` for a
+        button that asks nothing, fails the scenario.
+        """
 
     async def later(self, seconds: float) -> None:
         """Time passes: the clock moves on by `seconds`, the scheduler's tick runs, everything settles."""

@@ -6,7 +6,7 @@ import itertools
 import shlex
 
 from adapters.local.platform import LocalPlatform
-from concierge.inbound import ButtonPressed, CommandInvoked, MemberMessage, StaffReply
+from concierge.inbound import ButtonPressed, CommandInvoked, FormSubmitted, MemberMessage, StaffReply
 from concierge.platform import Address
 from tests.contract.driver import tick
 
@@ -18,6 +18,7 @@ class LocalDriver:
         self.runtime = runtime
         self.platform = platform
         self._ids = itertools.count(1)
+        self._answers: dict[str, list] = {}  # private answers to each person, newest last
 
     def _id(self) -> str:
         return f"e{next(self._ids)}"
@@ -49,14 +50,27 @@ class LocalDriver:
             ButtonPressed(self._id(), self._where(person, thread), button.action, button.value))
         return reply.text
 
-    async def press_in_dm(self, person, label):
+    async def press_in_dm(self, person, label, *, fill=None):
+        # Buttons on the bot's DMs, and on its private answers there (the core's replies).
         cards = [sent.message.card for sent in self.platform.sent
                  if sent.address.channel == f"dm-{person}" and sent.message.card]
+        cards += [reply.card for reply in self._answers.get(person, []) if reply.card]
         button = next(b for card in reversed(cards) for b in card.buttons if b.label == label)
-        reply = await self.runtime.concierge.handle(
-            ButtonPressed(self._id(), LocalPlatform.dm_address(person), button.action, button.value))
+        where = LocalPlatform.dm_address(person)
+        reply = await self._private(person, ButtonPressed(self._id(), where, button.action, button.value))
+        if reply.form is not None:
+            assert fill is not None, f"pressing {label!r} asks for text: {reply.form}"
+            reply = await self._private(person, FormSubmitted(self._id(), where, reply.form.action,
+                                                              reply.form.value, fill))
+        else:
+            assert fill is None, f"pressing {label!r} asked for no text"
         await self.settle()
         return reply.text
+
+    async def _private(self, person, event):
+        reply = await self.runtime.concierge.handle(event)
+        self._answers.setdefault(person, []).append(reply)
+        return reply
 
     async def later(self, seconds):
         await tick(self.runtime, self.runtime.concierge.clock, seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import pytest
 from sqlmodel import select
@@ -25,6 +25,7 @@ class DiscordDriver:
     def __init__(self, world: DiscordWorld) -> None:
         self.world = world
         self._message_ids: dict[str, int] = {}
+        self._private: dict[str, list[dict[str, Any]]] = {}  # private answers with buttons, per person
 
     def mention(self, person: str) -> str:
         return f"<@{self.world.user_id(person)}>"
@@ -52,15 +53,49 @@ class DiscordDriver:
         assert is_private(answer), answer
         return answer_text(answer)
 
-    async def press_in_dm(self, person, label):
-        posts = self.world.fake.posts_in(self.world.dm_channel(person))
-        message, custom_id = next((post, component["custom_id"]) for post in reversed(posts)
+    async def press_in_dm(self, person, label, *, fill=None):
+        """A button on a DM the bot posted, or on one of its private answers in the DM."""
+        fake, dm = self.world.fake, self.world.dm_channel(person)
+        posts = [(int(post["id"]), post) for post in fake.posts_in(dm)]
+        posts += [(int(answer["id"]), answer) for answer in self._private.get(person, [])]
+        posts.sort(key=lambda item: item[0])  # snowflakes grow with time
+        message, custom_id = next((post, component["custom_id"]) for _, post in reversed(posts)
                                   for row in post.get("components", []) for component in row["components"]
                                   if component.get("label") == label)
-        answer = await self.world.press(person, int(message["id"]), custom_id)
+        payload = self.world.interaction(person, 3, {"custom_id": custom_id, "component_type": 2},
+                                         fake.channels[dm], message)
+        self.world.gateway("INTERACTION_CREATE", payload)
+        answer = await fake.answer_to(int(payload["id"]))
+        if answer["type"] == 9:  # a modal: the person writes `fill` and sends it
+            assert fill is not None, f"pressing {label!r} asks for text: {answer}"
+            answer = await self._submit(person, answer["data"], fill)
+        else:
+            assert fill is None, f"pressing {label!r} opened no form"
         assert is_private(answer), answer
+        self._keep(person, answer)
         await self.settle()
         return answer_text(answer)
+
+    async def _submit(self, person, modal, text):
+        """Send the modal Discord showed, its one text input filled with `text`."""
+        [row] = modal["components"]
+        inputs = row.get("components") or [row["component"]]
+        assert [item["type"] for item in inputs] == [4] and len(modal["title"]) <= 45, modal
+        data = {"custom_id": modal["custom_id"],
+                "components": [{"type": 1, "components": [{"type": 4, "custom_id": inputs[0]["custom_id"],
+                                                           "value": text}]}]}
+        payload = self.world.interaction(person, 5, data, self.world.fake.channels[self.world.dm_channel(person)])
+        self.world.gateway("INTERACTION_CREATE", payload)
+        return await self.world.fake.answer_to(int(payload["id"]))
+
+    def _keep(self, person, answer):
+        """A private answer with buttons, as the message Discord would show (pressable later)."""
+        data = answer.get("data") or {}
+        if data.get("components"):
+            message = self.world.fake.message_payload(self.world.dm_channel(person), self.world.fake.bot,
+                                                      data.get("content") or "", components=data["components"])
+            message["flags"] = 64
+            self._private.setdefault(person, []).append(message)
 
     async def later(self, seconds):
         await tick(self.world.bot.runtime, self.world.clock, seconds)

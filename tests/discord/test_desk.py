@@ -151,3 +151,56 @@ async def test_a_claim_handed_to_another_expert_uses_the_user_option(world):
                                       thread_id=thread)
     assert answer_text(answer) == f"Conversation {(await conversation(world)).id} is now carol's."
     assert any("Handed over to carol" in text for text in world.thread_texts(thread))
+
+
+async def rated(world: DiscordWorld) -> int:
+    """alice's question was answered, closed and rated 5 with the button; its number."""
+    thread = await pick_topic(world)
+    await world.write_in_thread("bob", thread, "Yes, an hour before.")
+    await world.settle()
+    await world.slash("bob", "close", thread_id=thread)
+    await world.settle()
+    number = (await conversation(world)).id
+    card = with_buttons(world, "alice", "rate")
+    assert answer_text(await world.press("alice", int(card["id"]), f"concierge:rate:{number}:5")) == \
+        "Thank you for your rating!"
+    return number
+
+
+async def submit(world: DiscordWorld, name: str, modal: dict[str, Any], text: str) -> dict[str, Any]:
+    data = {"custom_id": modal["custom_id"], "components": [
+        {"type": 1, "components": [{"type": 4, "custom_id": "text", "value": text}]}]}
+    payload = world.interaction(name, 5, data, world.fake.channels[world.dm_channel(name)])
+    world.gateway("INTERACTION_CREATE", payload)
+    answer = await world.fake.answer_to(int(payload["id"]))
+    await world.settle()
+    return answer
+
+
+async def test_the_comment_form_is_a_modal_from_the_slash_command_too(world):
+    number = await rated(world)
+    payload = world.interaction("alice", 2, world.command_data(["comment", str(number)]),
+                                world.fake.channels[world.dm_channel("alice")])
+    world.gateway("INTERACTION_CREATE", payload)
+    modal = await world.fake.answer_to(int(payload["id"]))
+    assert modal["type"] == 9, modal
+    assert modal["data"]["custom_id"] == f"concierge-form:comment:{number}"
+    [row] = modal["data"]["components"]
+    [text_input] = row["components"]
+    assert (text_input["type"], text_input["style"], text_input["required"]) == (4, 2, False)
+    assert len(text_input["label"]) <= 45 and text_input["max_length"] == 1000
+
+    answer = await submit(world, "alice", modal["data"], "Very clear, <@everyone> should read it")
+    assert is_private(answer) and answer_text(answer) == "Thank you for your comment!"
+    assert (await conversation(world)).rating_comment == "Very clear, <@everyone> should read it"
+    assert_nobody_pinged(world.fake, {world.user_id("bob")})
+
+
+async def test_a_comment_refused_when_sent_changes_nothing(world):
+    number = await rated(world)
+    offer = await world.slash("alice", f"comment {number}")
+    assert offer["type"] == 9
+    await world.slash("admin", f"member remove <@{world.user_id('alice')}>")  # while the form is open
+    answer = await submit(world, "alice", offer["data"], "late comment")
+    assert is_private(answer) and "for members only" in answer_text(answer)
+    assert (await conversation(world)).rating_comment == ""

@@ -7,6 +7,7 @@ What people type is escaped the way Slack delivers it (`&`, `<`, `>` as entities
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ class SlackDriver:
         self.bot = bot
         self.fake = bot.fake
         self._delivered: set[str] = set()
+        self._private: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # private answers, with when
 
     def mention(self, person: str) -> str:
         # What Slack puts in a slash command's text when a user is picked (should_escape on).
@@ -65,7 +67,11 @@ class SlackDriver:
 
     @staticmethod
     def _buttons(call: Call) -> list[dict[str, Any]]:
-        return [element for block in call.args.get("blocks", []) if block["type"] == "actions"
+        return SlackDriver._buttons_of(call.args)
+
+    @staticmethod
+    def _buttons_of(fields: dict[str, Any]) -> list[dict[str, Any]]:
+        return [element for block in fields.get("blocks", []) if block["type"] == "actions"
                 for element in block["elements"]]
 
     def _conversation_number(self, thread: str) -> str:
@@ -73,11 +79,13 @@ class SlackDriver:
         # the number its card's buttons carry (docs/slack.md).
         return self._buttons(self._card(thread))[0]["value"]
 
-    async def _answer(self, key: str) -> str:
+    async def _answer(self, key: str, person: str | None = None) -> str:
         await self.bot.listeners.idle(timeout=10)
         answers = self.fake.responses_to(key)
         assert len(answers) == 1, answers
         assert answers[0]["response_type"] == "ephemeral"
+        if person is not None:  # its buttons can be pressed later
+            self._private.setdefault(person, []).append((time.monotonic(), answers[0]))
         return unescape(answers[0]["text"])
 
     async def command(self, person: str, text: str, *, thread: str | None = None) -> str:
@@ -88,7 +96,7 @@ class SlackDriver:
             key = await self.bot.post_command(user_id(person), STAFF, named)
         else:
             key = await self.bot.post_command(user_id(person), dm_channel(person), text)
-        return await self._answer(key)
+        return await self._answer(key, person)
 
     async def press(self, person: str, thread: str, action: str) -> str:
         card = self._card(thread)
@@ -98,17 +106,41 @@ class SlackDriver:
         key = await self.bot.post_button(user_id(person), STAFF, message, button)
         return await self._answer(key)
 
-    async def press_in_dm(self, person: str, label: str) -> str:
+    async def press_in_dm(self, person: str, label: str, *, fill: str | None = None) -> str:
+        """A button on a DM the bot posted, or on a private answer in the DM (pressed as Slack sends those)."""
         where = {dm_channel(person), user_id(person)}
-        posts = [call for call in self.fake.calls_to("chat.postMessage") if call.args.get("channel") in where]
-        call, button = next((call, button) for call in reversed(posts) for button in self._buttons(call)
-                            if button["text"]["text"] == label)
-        message = {"type": "message", "ts": call.response["ts"], "text": call.args["text"],
-                   "blocks": call.args["blocks"], "user": "UBOT", "bot_id": "BBOT"}
-        key = await self.bot.post_button(user_id(person), call.response["channel"], message, button)
-        answer = await self._answer(key)
+        posts = [(call.at, call.args, call.response) for call in self.fake.calls_to("chat.postMessage")
+                 if call.args.get("channel") in where]
+        posts += [(answered_at, answer, None) for answered_at, answer in self._private.get(person, [])]
+        posts.sort(key=lambda post: post[0])
+        fields, response, button = next((fields, response, button) for _, fields, response in reversed(posts)
+                                        for button in self._buttons_of(fields) if button["text"]["text"] == label)
+        message = None if response is None else {
+            "type": "message", "ts": response["ts"], "text": fields["text"], "blocks": fields["blocks"],
+            "user": "UBOT", "bot_id": "BBOT"}
+        key = await self.bot.post_button(user_id(person), dm_channel(person), message, button)
+        await self.bot.listeners.idle(timeout=10)
+        modal = self.fake.modals.get(f"trigger.{key}")
+        if modal is None:
+            assert fill is None, f"pressing {label!r} opened no form"
+            answer = await self._answer(key, person)
+        else:
+            assert fill is not None and not self.fake.responses_to(key), f"pressing {label!r} asks for text"
+            answer = await self._submit(person, modal, fill)
         await self.settle()
         return answer
+
+    async def _submit(self, person: str, modal: dict[str, Any], text: str) -> str:
+        """Send the modal: a refusal shows by the text box; otherwise the answer comes privately."""
+        before = len(self.fake.calls)
+        posted = await self.bot.post_view_submission(user_id(person), modal, text)
+        assert posted.status == 200, posted
+        await self.bot.listeners.idle(timeout=10)
+        if posted.text:
+            return " ".join(json.loads(posted.text)["errors"].values())
+        [told] = [call for call in self.fake.calls[before:] if call.method == "chat.postEphemeral"]
+        assert told.args["user"] == user_id(person) and told.args["channel"] == dm_channel(person), told.args
+        return unescape(told.args["text"])
 
     async def later(self, seconds: float) -> None:
         await tick(self.bot.runtime, self.bot.runtime.concierge.clock, seconds)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | No
     Written from Slack's docs independently of the adapter's own table, so a scope missing from
     the manifest shows up as `missing_scope` here.
     """
-    if method in ("auth.test", "views.publish", "apps.connections.open"):
+    if method in ("auth.test", "views.publish", "views.open", "apps.connections.open"):
         return ()
     if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
         return ("files:write",)
@@ -51,6 +52,7 @@ class Call:
     token: str
     status: int
     response: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it was made (to order it among other answers)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,7 @@ class FakeSlack:
         self.responses: list[tuple[str, dict[str, Any]]] = []  # (response_url key, body) posted by the bot
         self.failures: list[Failure] = []
         self.uploads: dict[str, Upload] = {}  # file id -> the file, announced and maybe uploaded
+        self.modals: dict[str, dict[str, Any]] = {}  # trigger id -> the modal views.open opened with it
         self.shared: list[Shared] = []
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -233,6 +236,8 @@ class FakeSlack:
         if method == "views.publish":
             view = args.get("view")
             return {"ok": True, "view": json.loads(view) if isinstance(view, str) else view}
+        if method == "views.open":
+            return self._open_modal(args)
         if method == "apps.connections.open":
             return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode"}
         if method == "files.getUploadURLExternal":
@@ -244,6 +249,19 @@ class FakeSlack:
         if method == "files.completeUploadExternal":
             return self._complete_upload(args)
         return {"ok": False, "error": "unknown_method"}
+
+    def _open_modal(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A modal for a trigger id of a press or command; checked against Block Kit's modal limits."""
+        view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view") or {}
+        trigger = str(args.get("trigger_id", ""))
+        if not trigger.startswith("trigger.") or trigger in self.modals:
+            return {"ok": False, "error": "expired_trigger_id"}  # unknown, or used already
+        if view.get("type") != "modal" or not 0 < len(view.get("title", {}).get("text", "")) <= 24 \
+                or not 0 < len(view.get("blocks") or []) <= 100 or len(view.get("private_metadata", "")) > 3000:
+            return {"ok": False, "error": "invalid_arguments"}
+        view = {**view, "id": f"V{len(self.modals) + 1:08d}", "hash": f"{len(self.modals) + 1}.hash"}
+        self.modals[trigger] = view
+        return {"ok": True, "view": view}
 
     def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
         files = json.loads(args["files"]) if isinstance(args.get("files"), str) else args.get("files") or []

@@ -155,6 +155,22 @@ class BotUnderTest:
         assert posted.status == 200, posted
         return key
 
+    async def post_view_submission(self, user: str, view: dict[str, Any], text: str) -> Posted:
+        """`user` writes `text` in the one text box of the modal `view` (as views.open recorded it) and sends it."""
+        [block] = [block for block in view["blocks"] if block["type"] == "input"]
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM, "domain": "concierge-test"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0CONCIERGE",
+            "token": "legacy-verification-token",
+            "trigger_id": f"trigger.{self.new_id('view')}",
+            "view": {**view, "state": {"values": {block["block_id"]: {
+                block["element"]["action_id"]: {"type": block["element"]["type"], "value": text}}}}},
+            "response_urls": [],
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
     async def post_home_button(self, user: str, view: dict[str, Any], button: dict[str, Any]) -> Posted:
         """Press `button` of the App Home `view` (as views.publish recorded it) as `user`.
 

@@ -5,6 +5,7 @@ SQLite and PostgreSQL (the `database_url` fixture).
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -153,3 +154,62 @@ def test_only_the_given_user_ids_become_mentions():
     assert fields["text"].startswith("<@UBOB> <@W0ANN> New question: xxx")
     assert fields["blocks"][1] == {"type": "section", "text": {"type": "mrkdwn", "text": "<@UBOB> <@W0ANN>"}}
     assert len(fields["blocks"]) <= 50 and fields["blocks"][-1]["type"] == "actions"
+
+
+async def rated(bot, driver: SlackDriver) -> int:
+    """alice's question was answered, closed and rated 5 with the button; its number."""
+    thread = await question_through_topic_buttons(bot, driver, "How many eggs a week?")
+    number = int(driver._conversation_number(thread))
+    await driver.staff_writes("bob", thread, "Up to ten.")
+    await driver.command("bob", "close", thread=thread)
+    await driver.settle()
+    assert "Thank you" in await press_in_dm(bot, "alice", card_titled(bot, "alice", "Rate this answer"), "5")
+    return number
+
+
+async def test_the_comment_form_is_a_modal_from_the_slash_command_too(desk_bot):
+    bot, driver = desk_bot, SlackDriver(desk_bot)
+    number = await rated(bot, driver)
+    key = await bot.post_command(user_id("alice"), dm_channel("alice"), f"comment {number}")
+    await bot.settle()
+    assert bot.fake.responses_to(key) == [], "the modal is the answer"
+    modal = bot.fake.modals[f"trigger.{key}"]
+    assert modal["callback_id"] == "concierge-form" and modal["title"]["text"] == "Your comment"
+    [box] = modal["blocks"]
+    assert (box["type"], box["optional"], box["element"]["type"], box["element"]["multiline"]) == \
+        ("input", True, "plain_text_input", True)
+
+    posted = await bot.post_view_submission(user_id("alice"), modal, "Clear & kind <!channel>")
+    await bot.settle()
+    assert (posted.status, posted.text) == (200, ""), "the modal closes"
+    [told] = [call for call in bot.fake.calls_to("chat.postEphemeral") if call.args["user"] == user_id("alice")]
+    assert told.args["channel"] == dm_channel("alice") and told.args["text"] == "Thank you for your comment!"
+    stored = await bot.runtime.db.run(lambda session: session.get(Conversation, number))
+    assert stored.rating_comment == "Clear & kind <!channel>"
+    comment = [c for c in bot.fake.calls_to("chat.postMessage") if "Comment on the 5/5" in c.args.get("text", "")]
+    assert [c.args["text"] for c in comment] == ["Comment on the 5/5 rating: Clear &amp; kind &lt;!channel&gt;"]
+
+
+async def test_a_comment_refused_when_sent_shows_in_the_modal_and_changes_nothing(desk_bot):
+    bot, driver = desk_bot, SlackDriver(desk_bot)
+    number = await rated(bot, driver)
+    key = await bot.post_command(user_id("alice"), dm_channel("alice"), f"comment {number}")
+    await bot.settle()
+    modal = bot.fake.modals[f"trigger.{key}"]
+    await driver.command("admin", f"member remove {driver.mention('alice')}")  # while the form is open
+    posted = await bot.post_view_submission(user_id("alice"), modal, "late comment")
+    assert posted.status == 200
+    answer = json.loads(posted.text)
+    assert answer["response_action"] == "errors" and "for members only" in answer["errors"]["answer"]
+    stored = await bot.runtime.db.run(lambda session: session.get(Conversation, number))
+    assert stored.rating_comment == ""
+
+
+async def test_when_slack_will_not_open_the_form_the_answer_says_what_to_type(desk_bot):
+    bot, driver = desk_bot, SlackDriver(desk_bot)
+    number = await rated(bot, driver)
+    bot.fake.modals["trigger.expired"] = {}
+    key = await bot.post_command(user_id("alice"), dm_channel("alice"), f"comment {number}", key="expired")
+    await bot.settle()
+    [answer] = bot.fake.responses_to(key)
+    assert answer["text"] == f"Write your comment like this: `/concierge comment {number} &lt;your comment&gt;`."
