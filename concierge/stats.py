@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from sqlmodel import Session, select
 
-from concierge.records import Conversation, Member, Tier
+from concierge.records import Conversation, Expert, Member, Tier
 
 
 def _percentile(values: list[float], which: int) -> float:
@@ -34,24 +34,28 @@ class DeskStats:
     target_hits: int = 0
     target_total: int = 0
     ratings: list[int] = field(default_factory=list)
+    ratings_by_expert: dict[str, list[int]] = field(default_factory=dict)  # who had the conversation
     by_hour: Counter = field(default_factory=Counter)
 
 
 def collect(session: Session, since: datetime) -> DeskStats:
     stats = DeskStats(since)
     rows = session.exec(
-        select(Conversation, Tier)
+        select(Conversation, Tier, Expert.display_name)
         .join(Member, Member.id == Conversation.member_id)
         .join(Tier, Tier.id == Member.tier_id)
+        .join(Expert, Expert.id == Conversation.claimed_by, isouter=True)
         .where(Conversation.opened_at >= since)
     ).all()
     groups: dict[str, list[float]] = defaultdict(list)
-    for conversation, tier in rows:
+    by_expert: dict[str, list[int]] = defaultdict(list)
+    for conversation, tier, expert in rows:
         stats.conversations += 1
         stats.open += conversation.status == "open"
         stats.by_hour[conversation.opened_at.hour] += 1
         if conversation.rating:
             stats.ratings.append(conversation.rating)
+            by_expert[expert or "nobody"].append(conversation.rating)
         if conversation.first_response_at is None:
             continue
         minutes = (conversation.first_response_at - conversation.opened_at).total_seconds() / 60
@@ -61,6 +65,7 @@ def collect(session: Session, since: datetime) -> DeskStats:
             stats.target_total += 1
             stats.target_hits += minutes <= tier.response_target_minutes
     stats.first_response = dict(sorted(groups.items()))
+    stats.ratings_by_expert = dict(sorted(by_expert.items()))
     return stats
 
 
@@ -76,13 +81,11 @@ def render_text(stats: DeskStats) -> str:
                      f"({100 * stats.target_hits / stats.target_total:.0f}%)")
     if stats.ratings:
         lines.append(f"Rating: {sum(stats.ratings) / len(stats.ratings):.1f}/5 from {len(stats.ratings)} ratings")
+        lines.append("Rating by expert: " + ", ".join(
+            f"{name} {sum(scores) / len(scores):.1f}/5 ({len(scores)})" for name, scores in stats.ratings_by_expert.items()))
     busiest = stats.by_hour.most_common(3)
     lines.append("Busiest hours (UTC): " + ", ".join(f"{hour:02d}:00 ({count})" for hour, count in busiest))
     return "\n".join(lines)
-
-
-def desk_stats(session: Session, since: datetime) -> str:
-    return render_text(collect(session, since))
 
 
 def draw_chart(stats: DeskStats, target: Path | BinaryIO) -> None:

@@ -168,6 +168,7 @@ async def after_close_the_member_rates_once_with_buttons(d: ConversationDriver) 
 
     stats = await d.command(d.admin, "stats --since 7d")
     assert "1 conversations" in stats and "Rating: 5.0/5 from 1 ratings" in stats and "p50" in stats
+    assert "Rating by expert: bob 5.0/5 (1)" in stats
     assert "--since looks like" in await d.command(d.admin, "stats --since soon")
     assert "admins only" in await d.command("bob", "stats")
     assert "Thank you for your comment" in await d.command("alice", f"comment {number} Even better on reflection")
