@@ -203,9 +203,9 @@ def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Repl
     comment = (args["comment"] or "").strip()
     thanks = desk.rate(session, inv.ctx, conversation, member.id, int(score), comment,
                        inv.actor, key=f"cmd:{inv.event_id}")
-    if inv.via != "button":
+    if comment:
         return thanks
-    # A star pressed: the comment is one more button away (a form where the platform has one).
+    # The comment is one more button away (a form where the platform has one).
     offer = Card(title="", buttons=(Button("Add a comment", "comment", str(conversation.id)),))
     return Reply(thanks, card=offer)
 

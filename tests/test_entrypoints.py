@@ -78,3 +78,30 @@ async def test_the_playground_writes_a_chart_to_a_file_and_says_where(runtime, p
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert printed == ["  (only you) No conversations since 2026-11-18 09:00 UTC.",
                        f"  (only you) Desk statistics since 2026-11-18 09:00 UTC: written to {chart}"]
+
+
+async def test_the_playground_shows_each_button_as_the_command_that_does_the_same(database_url, clock, tmp_path):
+    from adapters.local.platform import LocalPlatform
+    from adapters.local.playground import LocalDriver
+    from concierge.bootstrap import build_runtime
+    from tests.conftest import make_settings
+
+    printed: list[str] = []
+    platform = LocalPlatform(echo=printed.append)
+    runtime = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
+    try:
+        driver = LocalDriver(runtime, platform, "concierge-staff", printed.append, files_dir=tmp_path)
+        for line in ("admin> /concierge member add alice premium", "admin> /concierge expert add bob nutrition",
+                     "admin> /concierge expert add carl training", "alice> Is coffee fine before a run?"):
+            await driver.line(line)
+        assert printed[-1] == "    [Nutrition] /concierge topic 1:nutrition\n    [Training] /concierge topic 1:training"
+        await driver.line("alice> /concierge topic 1:training")
+        assert any("[staff #concierge-staff] thread 1 (alice, premium, training)" in line for line in printed)
+        for line in ("carl@1> A small cup is fine.", "carl@1> /concierge close", "alice> /concierge rate 1:5"):
+            await driver.line(line)
+        thanks = printed.index("  (only you) Thank you for your rating!")
+        assert printed[thanks + 1] == "    [Add a comment] /concierge comment 1"
+        await driver.line("alice> /concierge comment 1")
+        assert printed[-1] == "  (only you) Write your comment like this: `/concierge comment 1 <your comment>`."
+    finally:
+        runtime.close()

@@ -6,7 +6,15 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable
 
-from concierge.platform import Address, MessageRef, Outbound
+from concierge.platform import Address, Card, MessageRef, Outbound
+
+
+def button_hints(card: Card | None) -> str:
+    """The playground has no buttons: each one is shown with the command that does the same."""
+    if card is None or not card.buttons:
+        return ""
+    return "\n".join(f"    [{button.label}] /concierge {button.action} {button.value}".rstrip()
+                     for button in card.buttons)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class LocalPlatform:
         self.sent.append(Sent(address, message, ref))
         if address.channel.startswith("dm-"):
             self._show(f"  [DM to {address.user or address.channel[3:]}] {message.text}")
+            if button_hints(message.card):
+                self._show(button_hints(message.card))
         elif address.thread:
             self._show(f"  [staff #{address.channel} thread {address.thread}] {message.text}")
         else:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-from adapters.local.platform import LocalPlatform
+from adapters.local.platform import LocalPlatform, button_hints
 from concierge.bootstrap import Runtime, build_runtime
 from concierge.database import upgrade
 from concierge.inbound import CommandInvoked, MemberMessage, Reply, StaffReply
@@ -75,6 +75,8 @@ class LocalDriver:
         reply = await self.runtime.concierge.handle(event)
         if reply is not None and not isinstance(event, MemberMessage):
             self.echo(f"  {reply.text}" if reply.text.startswith("(") else f"  (only you) {reply.text}")
+            if button_hints(reply.card):
+                self.echo(button_hints(reply.card))
         if reply is not None and reply.attachment is not None:
             path = self.files_dir / reply.attachment.filename
             path.write_bytes(reply.attachment.data)
