@@ -32,3 +32,13 @@ async def bot(sqlite_url, fake_slack, clock):
     running = await start_bot(sqlite_url, fake_slack, clock=clock)
     yield running
     await running.close()
+
+
+@pytest.fixture
+async def desk_bot(database_url, fake_slack, clock):
+    """The bot under test on both backends, with the test's clock; closed after the test."""
+    bot = await start_bot(database_url, fake_slack, clock=clock)
+    try:
+        yield bot
+    finally:
+        await bot.close()

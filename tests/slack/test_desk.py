@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 
 from adapters.slack.blocks import action_of, message_fields
 from adapters.slack.mrkdwn import escape
@@ -16,16 +15,7 @@ from concierge.platform import Button, Card, Outbound
 from concierge.records import Conversation
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.fake_slack import Call
-from tests.slack.harness import STAFF, start_bot
-
-
-@pytest.fixture
-async def desk_bot(database_url, fake_slack, clock):
-    bot = await start_bot(database_url, fake_slack, clock=clock)
-    try:
-        yield bot
-    finally:
-        await bot.close()
+from tests.slack.harness import STAFF
 
 
 async def two_topic_desk(driver: SlackDriver) -> None:

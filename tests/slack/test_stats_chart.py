@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from adapters.slack.listeners import FILE_IN_DM, FILE_NOT_SENT
 from adapters.slack.manifest import METHOD_SCOPES
-from tests.slack.harness import ADMIN, STAFF, start_bot
+from tests.slack.harness import ADMIN, STAFF
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-async def desk_bot(database_url, fake_slack, clock):
-    bot = await start_bot(database_url, fake_slack, clock=clock)
-    try:
-        yield bot
-    finally:
-        await bot.close()
 
 
 async def command(bot, user: str, text: str) -> str:
