@@ -1,40 +1,83 @@
-"""The core's front door: one inbound event in, one transaction, outbox woken, a private reply out."""
+"""The core's front door: an inbound event is recorded and applied, the outbox woken, a private reply out."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
-from typing import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Callable, Mapping, Protocol
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from concierge.clock import Clock
 from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry, Invocation
 from concierge.database import Database
+from concierge.catch_up import CatchUpPlan, plan_catch_up
 from concierge.inbound import (
     ButtonPressed,
     CommandInvoked,
+    FileAttachment,
+    Form,
     FormSubmitted,
     Inbound,
     MemberMessage,
     Reply,
     StaffReply,
+    is_written_message,
+)
+from concierge.inbox import (
+    AlreadyHandled,
+    NotRecorded,
+    backoff_s,
+    dm_of,
+    mark_done,
+    on_it_message,
+    record,
+    staff_notice,
 )
 from concierge.people import Context, actor_name, role_of
-from concierge.platform import Address
-from concierge.outbox import Claimed, begin_hand_off, end_hand_off
-from concierge.records import InboundEvent
+from concierge.platform import Address, Outbound, Platform, PlatformError
+from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
 from concierge.relay import member_message, staff_reply
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class AlreadyHandled(Exception):
-    """The platform delivered this event before."""
+FAILED = "Sorry, that failed on our side and nothing was changed. Please try again in a minute."
+ALREADY_HANDLED = "Already done."
+FILE_NOT_SENT = "Sorry, the file could not be sent. Please try again in a minute."
+ANSWER_RETRIES = (0.2, 1.0)  # seconds between tries of a command when the core fails (a database hiccup)
+
+
+@dataclass
+class Receipt:
+    """What became of an inbound event: `done` (applied now), `queued` (recorded, to be processed
+    again by the inbox worker) or `duplicate` (delivered before). `reply` is the private answer."""
+
+    status: str
+    reply: Reply | None = None
+
+
+class Responder(Protocol):
+    """How an adapter answers the one person behind a command, a press or a form, privately."""
+
+    async def show(self, reply: Reply) -> None:
+        """Show the reply's text (and card, and the file `attach` kept for it) to the person only."""
+        ...
+
+    async def open_form(self, form: Form) -> bool:
+        """Ask for text with a native form (a modal); False when it cannot be shown now."""
+        ...
+
+    async def attach(self, file: FileAttachment) -> str:
+        """Give the person the file (or keep it for `show`); returns a line to add to the answer ("" for none).
+
+        Raises `PlatformError` when the file cannot be sent: the answer then says so.
+        """
+        ...
 
 
 class Concierge:
@@ -49,6 +92,7 @@ class Concierge:
         clock: Clock | None = None,
         registry: CommandRegistry = REGISTRY,
         on_queued: Callable[[list[Claimed], set[int]], None] = lambda claimed, waiting: None,
+        platforms: Mapping[str, Platform] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -56,42 +100,150 @@ class Concierge:
         self.clock = clock or Clock()
         self.registry = registry
         self.on_queued = on_queued
+        self.platforms = platforms or {}
+        self.on_recorded: Callable[[], None] = lambda: None  # wakes the inbox worker
 
-    async def handle(self, event: Inbound) -> Reply | None:
-        """Apply `event` once (a redelivered event id is ignored) and return the private reply.
+    # Receiving.
 
-        A reply with slow work left (`Reply.finish`, e.g. drawing the stats chart) is finished after
-        the transaction, in a worker thread: the database threads never wait for it.
+    async def receive(self, event: Inbound) -> Receipt:
+        """Record `event` and apply it, in that order; only then may the platform be acknowledged.
+
+        A written message whose processing fails is recorded alone and retried from the database
+        (`queued`). Raises `NotRecorded` when not even that could be written (do not acknowledge),
+        and, for commands, presses and forms, the error itself (they are answered, not queued).
         """
         try:
             reply, claimed, left = await self.db.run(lambda session: self._apply(session, event))
         except AlreadyHandled:
             log.info("ignored a redelivered %s event %s", event.address.platform, event.event_id)
-            return None
+            return Receipt("duplicate")
+        except Exception as error:
+            if not is_written_message(event):
+                raise
+            log.warning("processing %s event %s failed, recording it for a retry: %s",
+                        event.address.platform, event.event_id, error)
+            return await self._record_for_retry(event, error)
         self.on_queued(claimed, left)
         if reply is not None and reply.finish is not None:
             reply = await asyncio.to_thread(reply.finish)
+        if isinstance(event, StaffReply) and reply is not None and reply.text:
+            await self.tell(event.address, reply)
+        return Receipt("done", reply)
+
+    async def handle(self, event: Inbound) -> Reply | None:
+        """`receive`, for callers that only want the private answer."""
+        return (await self.receive(event)).reply
+
+    async def _record_for_retry(self, event: Inbound, error: Exception) -> Receipt:
+        now = self.clock.now()
+        delay = backoff_s(1, self.settings.outbox_backoff_base_s, self.settings.outbox_backoff_cap_s)
+        try:
+            await self.db.run(lambda session: record(
+                session, event, now, status="pending", error=f"{type(error).__name__}: {error}", attempts=1,
+                next_attempt_at=now + timedelta(seconds=delay)))
+        except AlreadyHandled:
+            return Receipt("duplicate")
+        except Exception as record_error:
+            log.error("could not record %s event %s: %s", event.address.platform, event.event_id, record_error)
+            raise NotRecorded(f"{event.address.platform} event {event.event_id}: {record_error}") from record_error
+        self.on_recorded()
+        return Receipt("queued")
+
+    async def apply_recorded(self, item_id: int, event: Inbound) -> None:
+        """Process an event the inbox kept (`InboxWorker`): its effect and `done` in one transaction."""
+
+        def work(session: Session):
+            if not mark_done(session, item_id, self.clock.now()):
+                raise AlreadyHandled(event.event_id)
+            return self._apply(session, event, recorded=True)
+
+        reply, claimed, left = await self.db.run(work)
+        self.on_queued(claimed, left)
+        if isinstance(event, StaffReply) and reply is not None and reply.text:
+            await self.tell(event.address, reply)
+
+    async def tell(self, address: Address, reply: Reply) -> None:
+        """A private word to a staff member where they wrote (Slack: ephemeral; elsewhere: in the thread)."""
+        platform = self.platforms.get(address.platform)
+        tell = getattr(platform, "tell", None)
+        if tell is None:
+            return
+        try:
+            await tell(address, Outbound(reply.text, reply.card))
+        except PlatformError as error:
+            log.warning("could not answer %s privately: %s", address.user, error)
+
+    # Answering a command, a press or a form.
+
+    async def answer(self, event: Inbound, responder: Responder) -> Reply:
+        """Apply a command, press or form and answer the person through `responder`, whatever happens.
+
+        A database hiccup is tried again; a failure answers "nothing was changed"; a form the
+        platform cannot show now falls back to the reply's text (it names the command to type);
+        a file that cannot be sent is named in the answer.
+        """
+        reply: Reply | None = None
+        for delay in (*ANSWER_RETRIES, None):
+            try:
+                reply = (await self.receive(event)).reply or Reply(ALREADY_HANDLED)
+                break
+            except Exception as error:
+                if delay is None:
+                    log.exception("the core failed on %s event %s", event.address.platform, event.event_id)
+                    reply = Reply(FAILED, ok=False)
+                    break
+                log.warning("the core failed on %s event %s (%s); trying again in %g s",
+                            event.address.platform, event.event_id, error, delay)
+                await asyncio.sleep(delay)
+        if reply.form is not None:
+            try:
+                if await responder.open_form(reply.form):
+                    return reply
+            except PlatformError as error:
+                log.warning("could not open a form for %s: %s", event.address.user, error)
+        if reply.attachment is not None:
+            try:
+                note = await responder.attach(reply.attachment)
+            except PlatformError as error:
+                log.warning("could not send %s to %s: %s", reply.attachment.filename, event.address.user, error)
+                note = FILE_NOT_SENT
+            reply = replace(reply, text=f"{reply.text}\n\n{note}" if note else reply.text)
+        if reply.text or reply.card:
+            await responder.show(reply)
         return reply
 
-    def _apply(self, session: Session, event: Inbound) -> tuple[Reply | None, list[Claimed], set[int]]:
+    # What the inbox worker asks of the core.
+
+    def report_failed_inbound(self, session: Session, item_id: int, event: Inbound, detail: str,
+                              now: datetime) -> None:
+        """An inbound event was given up on: staff are told in the staff channel (admins see it in doctor)."""
+        log.error("gave up on inbound %s event %s: %s", event.address.platform, event.event_id, detail)
+        enqueue(session, key=f"inbox-failed:{item_id}", kind=POST, address=self.staff,
+                message=Outbound(staff_notice(event, item_id, detail)), now=now)
+
+    def tell_member_we_are_on_it(self, session: Session, item_id: int, event: MemberMessage, now: datetime) -> None:
+        enqueue(session, key=f"inbox-stuck:{item_id}", kind=POST, address=dm_of(event),
+                message=on_it_message(), now=now)
+
+    # Catch-up.
+
+    async def catch_up_plan(self, platform: str) -> CatchUpPlan:
+        """What to read back from `platform` after downtime (see `concierge.catch_up`)."""
+        now = self.clock.now()
+        hours = self.settings.catch_up_hours
+        return await self.db.run(lambda session: plan_catch_up(session, platform, now, hours))
+
+    # Applying.
+
+    def _apply(self, session: Session, event: Inbound, *, recorded: bool = False
+               ) -> tuple[Reply | None, list[Claimed], set[int]]:
         ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff)
-        self._record_inbound(session, event, ctx)
+        if not recorded:
+            record(session, event, ctx.now)
         begin_hand_off(session, ctx.now + timedelta(seconds=self.settings.outbox_lease_s))
         reply = self._dispatch(session, ctx, event)
         hand_off = end_hand_off(session)
         return reply, hand_off.claimed, hand_off.waiting
-
-    @staticmethod
-    def _record_inbound(session: Session, event: Inbound, ctx: Context) -> None:
-        """Insert the event's key in this transaction; an existing key means "already handled"."""
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = InboundEvent.__table__
-        statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-        inserted = session.execute(statement, {"platform": event.address.platform, "event_id": event.event_id,
-                                               "received_at": ctx.now}).first()
-        if inserted is None:
-            raise AlreadyHandled(event.event_id)
 
     def _dispatch(self, session: Session, ctx: Context, event: Inbound) -> Reply | None:
         if isinstance(event, MemberMessage):
@@ -120,3 +272,6 @@ class Concierge:
             via=via,
         )
         return self.registry.execute(session, invocation, tuple(tokens))
+
+
+__all__ = ["ALREADY_HANDLED", "AlreadyHandled", "Concierge", "FAILED", "NotRecorded", "Receipt", "Responder"]

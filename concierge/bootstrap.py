@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from typing import Mapping
 from concierge.app import Concierge
 from concierge.clock import Clock
 from concierge.database import Database
+from concierge.inbox import InboxWorker
 from concierge.outbox import OutboxDispatcher
 from concierge.platform import Address, Platform
 from concierge.settings import Settings
@@ -17,11 +20,12 @@ from concierge.settings import Settings
 
 @dataclass
 class Runtime:
-    """A wired bot: feed `concierge.handle`, run `dispatcher.run()`."""
+    """A wired bot: feed `concierge.receive`; `run_background()` runs the outbox and the inbox workers."""
 
     db: Database
     concierge: Concierge
     dispatcher: OutboxDispatcher
+    inbox: InboxWorker
 
     async def run_background(self) -> None:
         """The outbox loop and, when the `scheduling` package is installed, the digest scheduler."""
@@ -33,11 +37,19 @@ class Runtime:
         if scheduling is not None:
             scheduler = scheduling.attach(self)
             scheduler.start()
+        inbox = asyncio.create_task(self.inbox.run(), name="concierge-inbox")
         try:
             await self.dispatcher.run()
         finally:
+            inbox.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await inbox
             if scheduler is not None:
                 scheduler.shutdown()
+
+    async def drain(self) -> int:
+        """Process due inbound events and deliver what is due (tests and the playground); how many were tried."""
+        return await self.inbox.drain() + await self.dispatcher.drain()
 
     def close(self) -> None:
         self.db.close()
@@ -52,7 +64,7 @@ def build_runtime(
 ) -> Runtime:
     """Wire a runtime for `platforms` (the first one hosts the staff channel unless set)."""
     clock = clock or Clock()
-    db = db or Database.from_url(settings.database_url.get_secret_value())
+    db = db or Database.from_url(settings.database_url.get_secret_value(), synchronous=settings.sqlite_synchronous)
     staff_platform = settings.staff_platform or next(iter(platforms))
     dispatcher = OutboxDispatcher(
         db,
@@ -69,8 +81,18 @@ def build_runtime(
         staff=Address(staff_platform, settings.staff_channel),
         clock=clock,
         on_queued=dispatcher.hand_over,
+        platforms=platforms,
     )
-    return Runtime(db=db, concierge=concierge, dispatcher=dispatcher)
+    inbox = InboxWorker(
+        concierge,
+        list(platforms),
+        max_attempts=settings.inbox_max_attempts,
+        backoff_base_s=settings.outbox_backoff_base_s,
+        backoff_cap_s=settings.outbox_backoff_cap_s,
+        lease_s=settings.outbox_lease_s,
+    )
+    concierge.on_recorded = inbox.wake
+    return Runtime(db=db, concierge=concierge, dispatcher=dispatcher, inbox=inbox)
 
 
 def adapter_names() -> list[str]:

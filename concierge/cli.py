@@ -15,7 +15,7 @@ import typer
 
 from concierge.bootstrap import adapter_names, choose_platform, load_adapter
 from concierge.clock import utc_now
-from concierge.database import Database, upgrade
+from concierge.database import Database, ensure_schema, upgrade
 from concierge.digests.audit import consent_violations
 from concierge.errors import Refused
 from concierge.member_data import erase_member, export_member
@@ -51,6 +51,9 @@ def run(
     if name not in adapter_names():
         raise typer.BadParameter(f"unknown platform {name!r}; choose from {', '.join(adapter_names())}")
     adapter = load_adapter(name)
+    # Every platform starts the same way: the schema is brought up to date first (once, under a
+    # lock, when several processes share PostgreSQL), so no event is acknowledged into a missing table.
+    ensure_schema(settings.database_url.get_secret_value())
     if http:
         asyncio.run(adapter.run(settings, http=True))
     else:

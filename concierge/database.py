@@ -10,8 +10,9 @@ from typing import Callable, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 T = TypeVar("T")
@@ -25,9 +26,16 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for `url`: SQLite gets WAL, a busy timeout and foreign keys."""
+def create_db_engine(url: str, *, synchronous: str = "full") -> Engine:
+    """An engine for `url`: SQLite gets WAL, a busy timeout and foreign keys.
+
+    SQLite's `synchronous`: FULL (the default) syncs the write-ahead log at every commit, so an
+    acknowledged event survives a power loss; NORMAL syncs only at checkpoints: it survives a
+    crash or kill of the bot, but a power loss may undo the last commits.
+    """
     url = normalise_url(url)
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"synchronous must be full or normal, not {synchronous!r}")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -35,7 +43,7 @@ def create_db_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode, no fsync per commit
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: big fan-outs touch many index pages
@@ -57,6 +65,31 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+MIGRATION_LOCK = 7_262_019  # PostgreSQL advisory lock: processes starting together migrate once
+
+
+def ensure_schema(url: str) -> None:
+    """Migrate the database to the newest schema before the bot starts (`concierge run` on every platform).
+
+    On PostgreSQL the migration runs under an advisory lock, so several processes starting at
+    once wait for one another instead of racing; the others then find nothing to do.
+    """
+    url = normalise_url(url)
+    if not url.startswith("postgresql"):
+        upgrade(url)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                upgrade(url)
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+    finally:
+        engine.dispose()
+
+
 class Database:
     """Runs units of work in worker threads so the event loop never waits on the database.
 
@@ -75,8 +108,8 @@ class Database:
             self._checkpointer = WalCheckpointer(engine, checkpoint_interval_s)
 
     @classmethod
-    def from_url(cls, url: str) -> "Database":
-        return cls(create_db_engine(url))
+    def from_url(cls, url: str, *, synchronous: str = "full") -> "Database":
+        return cls(create_db_engine(url, synchronous=synchronous))
 
     def run_sync(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction, in the calling thread; commit if it returns."""

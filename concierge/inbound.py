@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable
 
 from concierge.platform import Address, Card
@@ -19,7 +20,12 @@ class Attachment:
 
 @dataclass(frozen=True)
 class MemberMessage:
-    """Someone wrote to the bot in a direct message."""
+    """Someone wrote to the bot in a direct message.
+
+    `event_id` names the message itself, not the envelope it came in: unique on its platform
+    (Slack: `<channel>:<ts>`; Discord: the message id), with `:edit:<edit time>` for an edit.
+    The same message delivered again (a retry, a reconnect, the catch-up) has one effect.
+    """
 
     event_id: str
     address: Address  # the DM channel and the author's user id
@@ -27,16 +33,18 @@ class MemberMessage:
     attachments: tuple[Attachment, ...] = ()
     display_name: str = ""
     edited: bool = False
+    written_at: datetime | None = None  # the platform's time of the message (staff see late arrivals)
 
 
 @dataclass(frozen=True)
 class StaffReply:
-    """Someone wrote inside a thread of the staff channel."""
+    """Someone wrote inside a thread of the staff channel; `event_id` names the message, as above."""
 
     event_id: str
     address: Address  # channel, thread and the author's user id
     text: str
     attachments: tuple[Attachment, ...] = ()
+    written_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,45 @@ class FormSubmitted:
 
 
 Inbound = MemberMessage | StaffReply | CommandInvoked | ButtonPressed | FormSubmitted
+WrittenMessage = MemberMessage | StaffReply  # recorded, retried and recovered by catch-up
+KINDS: dict[type, str] = {MemberMessage: "member_message", StaffReply: "staff_reply", CommandInvoked: "command",
+                          ButtonPressed: "button", FormSubmitted: "form"}
+
+
+def is_written_message(event: Inbound) -> bool:
+    """A message a person wrote (as opposed to a command or a press, which is answered at once)."""
+    return isinstance(event, (MemberMessage, StaffReply))
+
+
+def event_to_dict(event: Inbound) -> dict:
+    """The event as JSON-ready data (what the inbox keeps of an event still to be processed)."""
+    data: dict = {"kind": KINDS[type(event)]}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if isinstance(value, Address):
+            value = value.to_dict()
+        elif name == "attachments":
+            value = [vars(item) for item in value]
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[name] = value
+    return data
+
+
+def event_from_dict(data: dict) -> Inbound:
+    """The event `event_to_dict` wrote."""
+    kind = {name: cls for cls, name in KINDS.items()}[data["kind"]]
+    values = {key: value for key, value in data.items() if key != "kind"}
+    values["address"] = Address.from_dict(values["address"])
+    if "attachments" in values:
+        values["attachments"] = tuple(Attachment(**item) for item in values["attachments"])
+    if values.get("written_at"):
+        values["written_at"] = datetime.fromisoformat(values["written_at"])
+    if "tokens" in values:
+        values["tokens"] = tuple(values["tokens"])
+    return kind(**values)
 
 
 @dataclass(frozen=True)

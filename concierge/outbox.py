@@ -67,6 +67,7 @@ class Claimed:
     attempts: int = 0
     member_id: int | None = None  # digest deliveries: whose consent to check
     digest_id: int | None = None
+    maybe_sent: bool = False  # an earlier attempt's outcome is unknown: ask the platform first
 
 
 HAND_OFF = "concierge.outbox.hand_off"  # session.info key
@@ -220,7 +221,8 @@ class Outcome:
     transient: str = ""  # retry with backoff
     permanent: str = ""  # give up and tell staff
     cancelled: str = ""  # not to be sent after all (consent withdrawn)
-    recorded: bool = False  # already written (digest sends are recorded one by one)
+    recorded: bool = False  # already written
+    maybe_sent: bool = False  # the failed attempt may have reached the platform all the same
 
 
 class SendLimiter(Protocol):
@@ -293,7 +295,7 @@ class OutboxDispatcher:
         return await self.db.run(
             lambda session: session.execute(
                 update(ITEMS).where(ITEMS.c.status.in_(("sending", "confirmed"))),
-                {"status": "pending", "lease_until": None}
+                {"status": "pending", "lease_until": None, "maybe_sent": True}
             ).rowcount
         )
 
@@ -335,13 +337,22 @@ class OutboxDispatcher:
         total = 0
         while batch:
             total += len(batch)
-            outcomes = [await self._send(item) for item in batch]
+            outcomes = []
+            for item in batch:
+                # Each outcome is written as soon as it is known: a crash then leaves at most the
+                # message in flight unrecorded, and that one is checked with the platform before
+                # it is sent again (`maybe_sent`).
+                outcome = await self._send(item)
+                outcomes.append(outcome)
+                if not outcome.recorded:
+                    await self.db.run(lambda session, done=outcome: self._record(session, [done], False))
+                    outcome.recorded = True
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
                       or any((o.ref is None and not o.cancelled) or o.item.conversation_id in self._waiting
                              or (o.item.id in scanned and o.item.conversation_id is not None)
                              for o in outcomes))
             self._scan_wanted = False
-            claimed = await self.db.run(lambda session, done=outcomes, again=rescan: self._record(session, done, again))
+            claimed = await self.db.run(self._claim_due) if rescan else []
             if rescan:
                 # A conversation stops waiting once a scan after one of its sends finds nothing more.
                 sent = {o.item.conversation_id for o in outcomes if o.ref is not None}
@@ -361,6 +372,8 @@ class OutboxDispatcher:
         items = session.scalars(_DUE.limit(self.batch_size), {"now": now, "platforms": list(self.platforms)}).all()
         claimed = []
         for item in items:
+            if item.status != "pending":  # its lease ran out while sending: the worker died mid-send
+                item.maybe_sent = True
             item.status = "sending"
             item.lease_until = now + timedelta(seconds=self.lease_s)
             address = Address.from_dict(item.address)
@@ -372,7 +385,7 @@ class OutboxDispatcher:
                 message = Outbound.from_dict(item.payload)
             message = replace(message, idempotency_key=item.key)
             claimed.append(Claimed(item.id, item.kind, item.platform, address, message, item.conversation_id,
-                                   item.attempts, item.member_id, item.digest_id))
+                                   item.attempts, item.member_id, item.digest_id, item.maybe_sent))
         return claimed
 
     def _edition_message(self, session: Session, edition_id: int) -> Outbound:
@@ -406,6 +419,13 @@ class OutboxDispatcher:
         try:
             if not item.address.channel and item.address.user:
                 item.address = await platform.open_dm(item.address)
+            if item.maybe_sent:
+                found = await self._find_sent(platform, item)
+                if found is not None:
+                    if item.kind == DIGEST:
+                        await self.db.run(lambda session: _mark_sent(session, item.id, found, self.clock.now()))
+                        return Outcome(item, ref=found, recorded=True)
+                    return Outcome(item, ref=found)
             if item.kind == DIGEST:
                 # Recorded at once, not with the batch: a crash then repeats at most the one
                 # message in flight (and that one carries the same idempotency key).
@@ -424,10 +444,23 @@ class OutboxDispatcher:
         except Unreachable as error:
             return Outcome(item, permanent=str(error) or "unreachable")
         except PlatformDown as error:
-            return Outcome(item, transient=str(error) or "platform down")
+            return Outcome(item, transient=str(error) or "platform down", maybe_sent=error.outcome_unknown)
         except Exception as error:  # an adapter bug must not lose the message: retry, bounded
             log.exception("unexpected error sending outbox item %s", item.id)
-            return Outcome(item, transient=f"{type(error).__name__}: {error}")
+            return Outcome(item, transient=f"{type(error).__name__}: {error}", maybe_sent=True)
+
+    async def _find_sent(self, platform: Platform, item: Claimed) -> MessageRef | None:
+        """Ask the platform whether an earlier attempt of `item` arrived (when it can tell)."""
+        find = getattr(platform, "find_sent", None)
+        if find is None:
+            return None
+        address = item.address
+        if item.kind == THREAD_POST and not address.thread:
+            return None
+        found = await find(address, item.message, opens_thread=item.kind == OPEN_THREAD)
+        if found is not None:
+            log.info("outbox item %s had reached %s already: not sent again", item.id, item.platform)
+        return found
 
     def _record(self, session: Session, outcomes: list[Outcome], scan: bool) -> list[Claimed]:
         """Write the outcomes; then, if asked, claim the next due batch in the same transaction."""
@@ -465,6 +498,8 @@ class OutboxDispatcher:
             item.last_error = "rate limited"
             return
         item.attempts += 1
+        if outcome.maybe_sent:
+            item.maybe_sent = True
         if outcome.transient and item.attempts < self.max_attempts:
             item.status = "pending"
             item.next_attempt_at = now + timedelta(seconds=self.backoff(item.attempts))

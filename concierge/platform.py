@@ -117,7 +117,16 @@ class Unreachable(PlatformError):
 
 
 class PlatformDown(PlatformError):
-    """The platform failed or could not be reached: transient, retry later."""
+    """The platform failed or could not be reached: transient, retry later.
+
+    `outcome_unknown`: the request may have gone through all the same (a timeout, a 5xx after
+    the platform took it); the outbox then asks the platform (`find_sent`) before sending again.
+    False when the request certainly did not arrive (connection refused, a 429).
+    """
+
+    def __init__(self, detail: str = "platform down", *, outcome_unknown: bool = True) -> None:
+        super().__init__(detail)
+        self.outcome_unknown = outcome_unknown
 
 
 @runtime_checkable
@@ -141,3 +150,15 @@ class Platform(Protocol):
     async def edit(self, ref: MessageRef, message: Outbound) -> None:
         """Replace a message the bot sent earlier."""
         ...
+
+
+class FindsSent(Protocol):
+    """Optional part of the port: can the platform tell whether a message whose outcome we lost arrived?
+
+    `find_sent` looks for the message the bot posted at `address` carrying `message.idempotency_key`
+    (Slack: the key in the message's metadata; Discord: the nonce) and returns its ref as `send`
+    (or, with `opens_thread`, `open_thread`) would have, or None when it is not there.
+    """
+
+    async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False
+                        ) -> MessageRef | None: ...

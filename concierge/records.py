@@ -129,6 +129,9 @@ class OutboxItem(SQLModel, table=True):
     lease_until: datetime | None = None
     last_error: str = Field(default="", max_length=1000)
     sent_message_id: str | None = Field(default=None, max_length=128)
+    # An earlier attempt may have reached the platform (a crash or a timeout after the request
+    # went out): before sending again, ask the platform whether it has the message already.
+    maybe_sent: bool = False
     created_at: datetime
     sent_at: datetime | None = None
     # Digest deliveries: who, which edition, and when consent was checked just before sending.
@@ -138,12 +141,38 @@ class OutboxItem(SQLModel, table=True):
     consent_checked_at: datetime | None = None
 
 
-class InboundEvent(SQLModel, table=True):
-    """A platform event already handled; its key makes a redelivery a no-op."""
+class InboxItem(SQLModel, table=True):
+    """An inbound event as received: recorded before the platform is acknowledged, then processed.
 
-    platform: str = Field(primary_key=True, max_length=32)
-    event_id: str = Field(primary_key=True, max_length=200)
-    received_at: datetime
+    `(platform, event_id)` is the event's identity: for a message the platform's own id of the
+    message (Slack channel and `ts`, a Discord message id; an edit adds its edit time), for a
+    command or a button press the platform's id of that invocation. A redelivery under any
+    envelope id, a retry or the catch-up finds the row and has no second effect.
+    Most events are processed in the transaction that records them (`status` done at once);
+    one whose processing failed stays `pending` and is retried from here, by any process.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id", name="uq_inbox_event"),
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+        Index("ix_inbox_place", "platform", "place", "written_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    event_id: str = Field(max_length=200)
+    kind: str = Field(max_length=16)  # member_message | staff_reply | command | button | form
+    place: str = Field(default="", max_length=300)  # channel, or channel/thread: where catch-up resumes
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # the neutral event
+    status: str = Field(default="done", max_length=16)  # pending | processing | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_error: str = Field(default="", max_length=1000)
+    written_at: datetime | None = None  # when the person wrote it, by the platform's clock
+    received_at: datetime  # when we recorded it
+    handled_at: datetime | None = None
+    member_told: bool = False  # the member was told "we are on it" (once)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed send is held before another worker may retry it."
     )
+    inbox_max_attempts: int = Field(
+        default=10, ge=1, le=1000,
+        description="Tries to process a recorded inbound message before it is declared failed and staff are told.",
+    )
+    catch_up_hours: float = Field(
+        default=72.0, ge=0, le=24 * 30,
+        description="After downtime, read back at most this many hours of DMs and staff threads (0: no catch-up).",
+    )
+    sqlite_synchronous: str = Field(
+        default="full", pattern="^(full|normal)$",
+        description="SQLite durability: full (every commit reaches the disk: survives a power loss) or normal "
+        "(faster; survives a crash of the bot, not of the machine).",
+    )
     consent_policy_version: str = Field(
         default="2026-11", description="Version of the consent text members agree to; stored with each consent."
     )

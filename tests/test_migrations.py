@@ -19,7 +19,7 @@ def test_migrated_schema_matches_the_records(database_url):
             assert context.get_current_revision() is not None
             assert compare_metadata(context, SQLModel.metadata) == []
             tables = set(inspect(connection).get_table_names())
-        assert {"member", "conversation", "message", "outboxitem", "inboundevent", "auditevent"} <= tables
+        assert {"member", "conversation", "message", "outboxitem", "inboxitem", "auditevent"} <= tables
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from concierge.bootstrap import build_runtime
 from concierge.clock import FrozenClock
 from concierge.outbox import OutboxDispatcher
 from concierge.platform import PlatformDown, RateLimited, Unreachable
-from concierge.records import InboundEvent, OutboxItem
+from concierge.records import InboxItem, OutboxItem
 from tests.conftest import START, make_settings, rows
 
 
@@ -119,7 +119,7 @@ async def test_redelivered_event_has_one_effect(desk, runtime, platform):
         await desk.member_writes("alice", "hello", event_id="Ev123")
     await desk.settle()
     assert len(platform.threads_opened()) == 1
-    assert len(rows(runtime, InboundEvent, InboundEvent.event_id == "Ev123")) == 1
+    assert len(rows(runtime, InboxItem, InboxItem.event_id == "Ev123")) == 1
 
 
 async def test_a_lease_left_by_a_dead_worker_is_taken_again_once(desk, runtime, platform, clock):

@@ -162,13 +162,10 @@ def startup_problems(settings: Settings, discord_settings: DiscordSettings) -> l
 
 async def serve(settings: Settings, discord_settings: DiscordSettings | None = None) -> None:
     """Connect to Discord and relay until stopped."""
-    from concierge.database import upgrade
-
     discord_settings = discord_settings or DiscordSettings()
     problems = startup_problems(settings, discord_settings)
     if problems:
         raise SystemExit("Cannot start the Discord bot:\n- " + "\n- ".join(problems))
-    await asyncio.to_thread(upgrade, settings.database_url.get_secret_value())
     bot = create_bot(settings, discord_settings)
     try:
         async with bot:

@@ -11,12 +11,12 @@ import itertools
 import re
 import shlex
 import sys
+import uuid
 from pathlib import Path
 from typing import Callable, Iterable
 
 from adapters.local.platform import LocalPlatform, button_hints
 from concierge.bootstrap import Runtime, build_runtime
-from concierge.database import upgrade
 from concierge.inbound import CommandInvoked, MemberMessage, Reply, StaffReply
 from concierge.platform import Address
 from concierge.settings import Settings
@@ -43,11 +43,12 @@ class LocalDriver:
         self.echo = echo
         self.files_dir = files_dir  # where a reply's file (the stats chart) is written
         self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:8]  # event ids stay unique across playground sessions on one database
         self._speaker = "admin"
         self._thread: str | None = None
 
     def _event_id(self) -> str:
-        return f"local-{next(self._ids)}"
+        return f"local-{self._run}-{next(self._ids)}"
 
     async def line(self, raw: str) -> Reply | None:
         """Handle one playground line; prints what the bot answers and sends."""
@@ -81,7 +82,7 @@ class LocalDriver:
             path = self.files_dir / reply.attachment.filename
             path.write_bytes(reply.attachment.data)
             self.echo(f"  (only you) {reply.attachment.title or 'The file'}: written to {path}")
-        await self.runtime.dispatcher.drain()
+        await self.runtime.drain()
         return reply
 
 
@@ -100,7 +101,6 @@ async def run_script(settings: Settings, lines: Iterable[str], echo: Callable[[s
 
 async def run_playground(settings: Settings) -> None:
     """The interactive loop on stdin; the outbox is drained after each line."""
-    upgrade(settings.database_url.get_secret_value())
     platform = LocalPlatform(echo=print)
     runtime = build_runtime(settings, {"local": platform})
     driver = LocalDriver(runtime, platform, settings.staff_channel)

@@ -72,7 +72,7 @@ def wire(settings: Settings, client: AsyncWebClient, *, signing_secret: str = ""
 async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | None = None) -> None:
     """Serve Slack until cancelled (Ctrl-C): Socket Mode, or HTTP mode with `http=True`.
 
-    Run `concierge db upgrade` first (`make run` does).
+    `concierge run` migrates the database before it calls this.
     """
     slack = slack or SlackSettings()
     missing = slack.missing_for(http)

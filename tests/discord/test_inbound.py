@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from concierge.records import InboundEvent
+from concierge.records import InboxItem
 from tests.discord.harness import DiscordWorld, custom_ids
 
 
@@ -78,7 +78,7 @@ async def test_an_expert_reply_in_the_thread_reaches_the_member(world):
 
 
 async def inbound_events(world: DiscordWorld) -> int:
-    return await world.bot.runtime.db.run(lambda session: len(session.exec(select(InboundEvent)).all()))
+    return await world.bot.runtime.db.run(lambda session: len(session.exec(select(InboxItem)).all()))
 
 
 async def test_bots_and_messages_outside_conversation_threads_are_ignored(world):

@@ -14,7 +14,7 @@ from concierge.digests.subscriptions import subscribe
 from concierge.inbound import Reply
 from concierge.people import Role, member_of
 from concierge.platform import Button, Card
-from concierge.records import InboundEvent
+from concierge.records import InboxItem
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF
@@ -36,7 +36,7 @@ def in_staff(person: str, text: str, thread: str | None = None, **extra) -> dict
 
 
 async def handled_events(bot) -> list[str]:
-    rows = await bot.runtime.db.run(lambda session: session.exec(select(InboundEvent.event_id)).all())
+    rows = await bot.runtime.db.run(lambda session: session.exec(select(InboxItem.event_id)).all())
     return list(rows)
 
 
