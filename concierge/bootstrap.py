@@ -40,12 +40,27 @@ class Runtime:
         inbox = asyncio.create_task(self.inbox.run(), name="concierge-inbox")
         try:
             await self.dispatcher.run()
+            await inbox
         finally:
             inbox.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await inbox
             if scheduler is not None:
                 scheduler.shutdown()
+
+    async def stop_background(self, task: "asyncio.Task[None]", timeout_s: float = 10.0) -> None:
+        """Stop `run_background` cleanly: the send and the event in flight finish and their outcomes
+        are recorded; cancelled only if that takes longer than `timeout_s`."""
+        self.dispatcher.stop()
+        self.inbox.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:  # the loop's own failure was logged where it happened
+            pass
 
     async def drain(self) -> int:
         """Process due inbound events and deliver what is due (tests and the playground); how many were tried."""

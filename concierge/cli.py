@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -54,10 +55,27 @@ def run(
     # Every platform starts the same way: the schema is brought up to date first (once, under a
     # lock, when several processes share PostgreSQL), so no event is acknowledged into a missing table.
     ensure_schema(settings.database_url.get_secret_value())
-    if http:
-        asyncio.run(adapter.run(settings, http=True))
-    else:
-        asyncio.run(adapter.run(settings))
+    serve = adapter.run(settings, http=True) if http else adapter.run(settings)
+    try:
+        asyncio.run(_until_signalled(serve))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _until_signalled(serve) -> None:  # noqa: ANN001 - the adapter's run() coroutine
+    """Run the adapter; SIGTERM (systemd, containers) stops it like Ctrl-C: its `finally` blocks stop
+    taking events, let what was acknowledged finish, record the outcomes, and close."""
+    import signal
+
+    task = asyncio.ensure_future(serve)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        logging.getLogger(__name__).info("stopped")
 
 
 @app.command()

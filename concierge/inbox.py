@@ -186,6 +186,7 @@ class InboxWorker:
         self.lease_s = lease_s
         self.poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def db(self):  # noqa: ANN201
@@ -194,9 +195,14 @@ class InboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Leave `run` after the event being processed (a clean shutdown)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Process due events for ever; a database outage only delays the next round."""
-        while True:
+        """Process due events until stopped; a database outage only delays the next round."""
+        while not self._stopping:
             self._wake.clear()
             try:
                 if await self.drain():
@@ -213,7 +219,9 @@ class InboxWorker:
         now = self.concierge.clock.now()
         due = await self.db.run(lambda session: claim_due(
             session, now, now + timedelta(seconds=self.lease_s), self.platforms))
-        for item in due:
+        for index, item in enumerate(due):
+            if self._stopping:  # the rest keep their lease; it runs out and any worker takes them
+                break
             await self.process(item)
         return len(due)
 

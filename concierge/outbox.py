@@ -168,6 +168,13 @@ def _staff_thread(session: Session, conversation_id: int) -> str:
     return session.execute(_THREAD_OF, {"conversation_id": conversation_id}).scalar() or ""
 
 
+def _release(session: Session, items: list[Claimed]) -> None:
+    """Give back items claimed but never tried (shutdown): they are due again, for any worker."""
+    session.execute(update(ITEMS).where(ITEMS.c.id.in_([item.id for item in items]),
+                                        ITEMS.c.status.in_(("sending", "confirmed"))),
+                    {"status": "pending", "lease_until": None})
+
+
 def _mark_sent(session: Session, item_id: int, ref: MessageRef, now: datetime) -> None:
     session.execute(update(ITEMS).where(ITEMS.c.id == item_id),
                     {"status": "sent", "sent_at": now, "lease_until": None, "sent_message_id": ref.message_id})
@@ -267,6 +274,7 @@ class OutboxDispatcher:
         self.limiters: dict[str, SendLimiter] = {}
         self._paused_until: dict[str, datetime] = {}
         self._editions: dict[int, Outbound] = {}
+        self._stopping = False
 
     def hand_over(self, claimed: list[Claimed], waiting: set[int]) -> None:
         """Take items claimed by the transaction that queued them, and wake the loop.
@@ -276,6 +284,11 @@ class OutboxDispatcher:
         """
         self._handed.extend(claimed)
         self._waiting |= waiting
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the send in flight, record its outcome, and leave `run` (a clean shutdown, SIGTERM)."""
+        self._stopping = True
         self._wake.set()
 
     def wake(self) -> None:
@@ -303,7 +316,7 @@ class OutboxDispatcher:
         """Deliver forever: hand-offs at once, a scan when asked and every poll interval."""
         await self.release_own_leases()
         last_scan = 0.0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             scan = self._scan_wanted or time.monotonic() - last_scan >= self.poll_interval_s
             if scan:
@@ -338,7 +351,10 @@ class OutboxDispatcher:
         while batch:
             total += len(batch)
             outcomes = []
-            for item in batch:
+            for index, item in enumerate(batch):
+                if self._stopping:  # shutting down: what was not tried goes back, untouched
+                    await self.db.run(lambda session, left=batch[index:]: _release(session, left))
+                    return total
                 # Each outcome is written as soon as it is known: a crash then leaves at most the
                 # message in flight unrecorded, and that one is checked with the platform before
                 # it is sent again (`maybe_sent`).

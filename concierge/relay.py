@@ -17,6 +17,17 @@ from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Conversation, Member, Message, Tier
 
 NOTE_PREFIX = "note:"
+LATE_AFTER = timedelta(minutes=1)  # a message handled later than this after it was written is marked late
+
+
+def late_note(ctx: Context, written_at: datetime | None, *, for_member: bool = False) -> str:
+    """A line saying a message arrived late (after downtime, a retry or the catch-up), or "" when it did not."""
+    if written_at is None or ctx.now - written_at < LATE_AFTER:
+        return ""
+    written = written_at.astimezone(ctx.now.tzinfo).strftime("%Y-%m-%d %H:%M")
+    if for_member:
+        return f"\n(Written {written} UTC; it reached you late because of a delay on our side.)"
+    return f"\n(written {written}, received {ctx.now.strftime('%Y-%m-%d %H:%M')} UTC: it arrived late)"
 
 
 def _with_attachments(text: str, attachments: tuple[Attachment, ...]) -> str:
@@ -223,7 +234,8 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
                     message=Outbound(TOPIC_QUESTION, Card(title="Pick a topic", buttons=buttons)), now=ctx.now,
                     conversation_id=conversation.id)
         else:
-            open_staff_thread(session, ctx, conversation, member, text, key=f"in:{author.platform}:{event.event_id}")
+            open_staff_thread(session, ctx, conversation, member, text + late_note(ctx, event.written_at),
+                              key=f"in:{author.platform}:{event.event_id}")
     elif conversation.status == "choosing":  # kept; it goes to staff with the topic
         touch_conversation(session, conversation.id, ctx.now)
     else:
@@ -237,7 +249,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=THREAD_POST,
                 address=Address(conversation.staff_platform, conversation.staff_channel,
                                 thread=conversation.staff_thread or ""),
-                message=Outbound(f"{member.display_name}: {text}"), now=ctx.now,
+                message=Outbound(f"{member.display_name}: {text}{late_note(ctx, event.written_at)}"), now=ctx.now,
                 conversation_id=conversation.id)
     record_message(session, conversation_id=conversation.id, direction="in", author=member.display_name,
                    text=text, attachments=event.attachments, now=ctx.now)
@@ -293,7 +305,9 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         return Reply(f"Your reply is {len(text)} characters long; the limit is {limit}. Nothing was sent.", ok=False)
-    send_to_member(session, ctx, conversation, signed(ctx, text, expert.display_name if expert else None),
+    answer = signed(ctx, text, expert.display_name if expert else None) + late_note(ctx, event.written_at,
+                                                                                    for_member=True)
+    send_to_member(session, ctx, conversation, answer,
                    author=author, expert_id=expert.id if expert else None,
                    key=f"reply:{platform}:{event.event_id}", attachments=event.attachments)
     return None

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable
 
-from concierge.platform import Address, Card, MessageRef, Outbound
+from concierge.platform import Address, Card, MessageRef, Outbound, PlatformDown
 
 
 def button_hints(card: Card | None) -> str:
@@ -30,7 +30,9 @@ class Sent:
 class LocalPlatform:
     """An in-memory platform: DMs are channels named `dm-<user>`, threads are numbered from 1.
 
-    `fail_next(...)` makes the next sends raise the given neutral errors, in order.
+    `fail_next(...)` makes the next sends raise the given neutral errors, in order;
+    `lose_next_answers(n)` makes the next `n` sends deliver the message and then raise
+    `PlatformDown` all the same (a post that went through but whose answer was lost).
     """
 
     name = "local"
@@ -41,15 +43,24 @@ class LocalPlatform:
         self.sent: list[Sent] = []
         self.edits: list[tuple[MessageRef, Outbound]] = []
         self._failures: list[Exception] = []
+        self._lost_answers = 0
         self._threads = itertools.count(1)
         self._messages = itertools.count(1)
 
     def fail_next(self, *errors: Exception) -> None:
         self._failures.extend(errors)
 
+    def lose_next_answers(self, count: int = 1) -> None:
+        self._lost_answers += count
+
     def _maybe_fail(self) -> None:
         if self._failures:
             raise self._failures.pop(0)
+
+    def _maybe_lose_answer(self) -> None:
+        if self._lost_answers:
+            self._lost_answers -= 1
+            raise PlatformDown("the answer to the post was lost (it went through)")
 
     @staticmethod
     def dm_address(user: str, platform: str = "local") -> Address:
@@ -71,6 +82,7 @@ class LocalPlatform:
             self._show(f"  [staff #{address.channel} thread {address.thread}] {message.text}")
         else:
             self._show(f"  [#{address.channel}] {message.text}")
+        self._maybe_lose_answer()
         return ref
 
     async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
@@ -80,7 +92,17 @@ class LocalPlatform:
         self.sent.append(Sent(channel, message, ref, opened_thread=True))
         title = f" ({message.card.title})" if message.card else ""
         self._show(f"  [staff #{channel.channel}] thread {thread}{title}: {message.text}")
+        self._maybe_lose_answer()
         return ref
+
+    async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False) -> MessageRef | None:
+        """The message sent earlier with the same idempotency key, if it arrived (see `FindsSent`)."""
+        if not message.idempotency_key:
+            return None
+        for sent in reversed(self.sent):
+            if sent.message.idempotency_key == message.idempotency_key and sent.opened_thread == opens_thread:
+                return sent.ref
+        return None
 
     async def open_dm(self, user: Address) -> Address:
         return self.dm_address(user.user, self.name)

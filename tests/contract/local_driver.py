@@ -77,7 +77,7 @@ class LocalDriver:
         await self.settle()
 
     async def settle(self):
-        await self.runtime.dispatcher.drain()
+        await self.runtime.drain()
 
     def threads(self):
         return [sent.ref.address.thread for sent in self.platform.threads_opened()]
