@@ -97,11 +97,33 @@ def doctor() -> None:
         if check is not None:
             checked.append(name)
             problems += [f"{name}: {problem}" for problem in check(settings)]
+    problems += _inbox_problems(settings)
     for problem in problems:
         typer.echo(problem)
     if problems:
         raise typer.Exit(1)
     typer.echo(f"all configured platforms look right ({', '.join(checked) or 'none configured'})")
+
+
+def _inbox_problems(settings: Settings) -> list[str]:
+    """Inbound messages the bot gave up on: each needs a person's look."""
+    from sqlalchemy.engine import make_url
+
+    from concierge.inbox import failed_items
+
+    url = settings.database_url.get_secret_value()
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if path is not None and not Path(path).exists():
+        return []  # no database yet: nothing has been received
+    db = Database.from_url(url)
+    try:
+        failed = db.run_sync(failed_items)
+    except Exception as error:  # no database yet, or not migrated: the platforms' checks still count
+        return [f"database: could not be read ({type(error).__name__}); run `concierge db upgrade`"]
+    finally:
+        db.close()
+    return [f"inbox: {platform} {kind} event (inbox item {item_id}) could not be processed: {error}"
+            for item_id, platform, kind, error in failed]
 
 
 @app.command()

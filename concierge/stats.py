@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 from sqlmodel import Session, select
 
+from concierge.inbox import count_failed
 from concierge.records import Conversation, Expert, Member, Tier
 
 
@@ -36,10 +37,11 @@ class DeskStats:
     ratings: list[int] = field(default_factory=list)
     ratings_by_expert: dict[str, list[int]] = field(default_factory=dict)  # who had the conversation
     by_hour: Counter = field(default_factory=Counter)
+    inbound_failed: int = 0  # inbound messages given up on (all time): they need a look
 
 
 def collect(session: Session, since: datetime) -> DeskStats:
-    stats = DeskStats(since)
+    stats = DeskStats(since, inbound_failed=count_failed(session))
     rows = session.exec(
         select(Conversation, Tier, Expert.display_name)
         .join(Member, Member.id == Conversation.member_id)
@@ -70,8 +72,10 @@ def collect(session: Session, since: datetime) -> DeskStats:
 
 
 def render_text(stats: DeskStats) -> str:
+    failed = ([f"Inbound messages that could not be processed (kept for review, see `concierge doctor`): "
+               f"{stats.inbound_failed}"] if stats.inbound_failed else [])
     if not stats.conversations:
-        return f"No conversations since {stats.since:%Y-%m-%d %H:%M} UTC."
+        return "\n".join([f"No conversations since {stats.since:%Y-%m-%d %H:%M} UTC.", *failed])
     lines = [f"Since {stats.since:%Y-%m-%d %H:%M} UTC: {stats.conversations} conversations, {stats.open} open."]
     for name, values in stats.first_response.items():
         lines.append(f"First response, {name}: p50 {_fmt(_percentile(values, 50))}, "
@@ -85,7 +89,7 @@ def render_text(stats: DeskStats) -> str:
             f"{name} {sum(scores) / len(scores):.1f}/5 ({len(scores)})" for name, scores in stats.ratings_by_expert.items()))
     busiest = stats.by_hour.most_common(3)
     lines.append("Busiest hours (UTC): " + ", ".join(f"{hour:02d}:00 ({count})" for hour, count in busiest))
-    return "\n".join(lines)
+    return "\n".join(lines + failed)
 
 
 def draw_chart(stats: DeskStats, target: Path | BinaryIO) -> None:

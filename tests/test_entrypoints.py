@@ -68,6 +68,29 @@ def test_doctor_checks_each_configured_platform(tmp_path):
     assert broken.stdout.startswith("slack: ") and "xoxb-not-a-real-token" not in broken.stdout + broken.stderr
 
 
+def test_doctor_names_inbound_messages_the_bot_gave_up_on(tmp_path):
+    from datetime import datetime, timezone
+
+    from concierge.database import Database
+    from concierge.records import InboxItem
+
+    url = f"sqlite:///{tmp_path / 'doc.db'}"
+    env = {"CONCIERGE_DATABASE_URL": url}
+    assert concierge("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    assert concierge("doctor", cwd=tmp_path, env=env).returncode == 0
+    now = datetime.now(timezone.utc)
+    db = Database.from_url(url)
+    try:
+        db.run_sync(lambda session: session.add(InboxItem(
+            platform="slack", event_id="D1:1.1", kind="member_message", payload={}, status="failed", attempts=10,
+            next_attempt_at=now, received_at=now, last_error="RuntimeError: boom")))
+    finally:
+        db.close()
+    result = concierge("doctor", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "inbox: slack member_message event (inbox item 1) could not be processed: RuntimeError: boom" in result.stdout
+
+
 async def test_the_playground_writes_a_chart_to_a_file_and_says_where(runtime, platform, tmp_path):
     from adapters.local.playground import LocalDriver
 
