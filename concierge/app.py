@@ -15,6 +15,7 @@ from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry, Invocation
 from concierge.database import Database
 from concierge.catch_up import CatchUpPlan, plan_catch_up
+from concierge.home import Home, home_of
 from concierge.inbound import (
     ButtonPressed,
     CommandInvoked,
@@ -224,6 +225,11 @@ class Concierge:
     def tell_member_we_are_on_it(self, session: Session, item_id: int, event: MemberMessage, now: datetime) -> None:
         enqueue(session, key=f"inbox-stuck:{item_id}", kind=POST, address=dm_of(event),
                 message=on_it_message(), now=now)
+
+    async def home(self, platform: str, user: str) -> Home:
+        """What `user`'s home page shows (Slack's App Home)."""
+        now = self.clock.now()
+        return await self.db.run(lambda session: home_of(session, self.settings, platform, user, now))
 
     # Catch-up.
 

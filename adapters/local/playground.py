@@ -116,9 +116,5 @@ async def run_playground(settings: Settings) -> None:
                 break
             await driver.line(raw.rstrip("\n"))
     finally:
-        background.cancel()
-        try:
-            await background
-        except asyncio.CancelledError:
-            pass
+        await runtime.stop_background(background)
         runtime.close()
