@@ -103,6 +103,7 @@ class Concierge:
         self.on_queued = on_queued
         self.platforms = platforms or {}
         self.on_recorded: Callable[[], None] = lambda: None  # wakes the inbox worker
+        self._telling: set[asyncio.Task[None]] = set()
 
     # Receiving.
 
@@ -128,7 +129,7 @@ class Concierge:
         if reply is not None and reply.finish is not None:
             reply = await asyncio.to_thread(reply.finish)
         if isinstance(event, StaffReply) and reply is not None and reply.text:
-            await self.tell(event.address, reply)
+            self._tell_later(event.address, reply)  # not on the way to the acknowledgement
         return Receipt("done", reply)
 
     async def handle(self, event: Inbound) -> Reply | None:
@@ -161,7 +162,17 @@ class Concierge:
         reply, claimed, left = await self.db.run(work)
         self.on_queued(claimed, left)
         if isinstance(event, StaffReply) and reply is not None and reply.text:
-            await self.tell(event.address, reply)
+            self._tell_later(event.address, reply)
+
+    def _tell_later(self, address: Address, reply: Reply) -> None:
+        task = asyncio.ensure_future(self.tell(address, reply))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+
+    async def told(self) -> None:
+        """Wait until every private word to staff started so far was said (tests, shutdown)."""
+        while self._telling:
+            await asyncio.gather(*list(self._telling), return_exceptions=True)
 
     async def tell(self, address: Address, reply: Reply) -> None:
         """A private word to a staff member where they wrote (Slack: ephemeral; elsewhere: in the thread)."""

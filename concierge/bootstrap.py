@@ -64,7 +64,9 @@ class Runtime:
 
     async def drain(self) -> int:
         """Process due inbound events and deliver what is due (tests and the playground); how many were tried."""
-        return await self.inbox.drain() + await self.dispatcher.drain()
+        tried = await self.inbox.drain() + await self.dispatcher.drain()
+        await self.concierge.told()
+        return tried
 
     def close(self) -> None:
         self.db.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from adapters.slack.blocks import Section
 from adapters.slack.mrkdwn import escape
-from concierge.home import Home, home_of
+from concierge.home import Home
 from concierge.platform import Button
 
 QUESTION_PREVIEW = 200
@@ -18,11 +18,6 @@ QUESTION_PREVIEW = 200
 def _preview(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= QUESTION_PREVIEW else text[: QUESTION_PREVIEW - 1] + "\u2026"
-
-
-def home_sections(session, settings, platform: str, user: str, now=None) -> list[Section | str]:  # noqa: ANN001
-    """`user`'s Home tab read in the caller's transaction (see `render_home`)."""
-    return render_home(home_of(session, settings, platform, user, now))
 
 
 def render_home(home: Home) -> list[Section | str]:

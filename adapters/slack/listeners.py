@@ -1,20 +1,25 @@
-"""The bolt app: each listener acknowledges, translates the Slack payload to an `Inbound`, hands it over.
+"""The bolt app: each listener translates a Slack payload to an `Inbound` and hands it to the core.
 
-Slack wants an acknowledgement within 3 seconds and resends unacknowledged events: bolt
-acknowledges events before our listener runs, and our command and button listeners call
-`ack()` first. The work happens after; a redelivered event (`X-Slack-Retry-Num`, same
-envelope `event_id`) reaches the core, which de-duplicates it by (platform, event id).
+Recorded before acknowledged: the app runs with `process_before_response=True`, so bolt answers
+Slack (the HTTP response, the Socket Mode ack) only once our listener has returned, and answers
+an exception with HTTP 500 (Socket Mode: no ack), which makes Slack send the event again. The
+`message` listener therefore records the message (`Concierge.receive`) before it returns and
+raises when it could not (`NotRecorded`). A message is named by its channel and `ts`, not by
+the envelope it came in, so a retry, a reconnect or the catch-up after downtime has one effect.
+
+Slow work stays out of the listeners: commands and button presses are acknowledged first and
+answered by a tracked background task (`Concierge.answer`); the App Home is published the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import re
 import uuid
-from typing import Any, Iterator
+from datetime import datetime
+from typing import Any, Coroutine
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
@@ -29,22 +34,26 @@ from adapters.slack.blocks import (
     home_view,
     message_fields,
 )
-from adapters.slack.home import home_sections
+from adapters.slack.catch_up import CatchUpCounts, SlackCatchUp
+from adapters.slack.home import render_home
 from adapters.slack.manifest import COMMAND
 from adapters.slack.mrkdwn import command_tokens, to_plain
-from adapters.slack.platform import PLATFORM, SlackPlatform
+from adapters.slack.platform import PLATFORM, SlackPlatform, ts_to_datetime
+from concierge.app import FAILED
 from concierge.bootstrap import Runtime
 from concierge.inbound import (
     Attachment,
     ButtonPressed,
     CommandInvoked,
+    FileAttachment,
+    Form,
     FormSubmitted,
     Inbound,
     MemberMessage,
     Reply,
     StaffReply,
 )
-from concierge.platform import Address, Outbound, PlatformError
+from concierge.platform import Address, Outbound, PlatformDown, PlatformError
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,42 +61,50 @@ log = logging.getLogger(__name__)
 # Message subtypes that carry something a person wrote; all others (joins, deletions, bot
 # posts, channel topic changes...) are ignored.
 WRITTEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
-HANDOVER_RETRIES = (0.2, 1.0, 3.0)  # seconds between tries when the core fails (database hiccup)
-FAILED = "Sorry, that failed on our side and nothing was changed. Please try again in a minute."
-NOT_PASSED_ON = "Sorry, your last message could not be passed on to our team. Please send it again in a minute."
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
-NOT_RELAYED = "Sorry, your last reply could not be handled and was not relayed. Please send it again in a minute."
 # A reply's file (the stats chart) cannot ride on an ephemeral answer: it goes to the person's DM with the bot.
 FILE_IN_DM = "The chart is in your DM with the bot."
-FILE_NOT_SENT = "Sorry, the chart could not be sent to your DM with the bot. Please try again in a minute."
 FILE_COMMENT = f"From your `{COMMAND}` command; only you see it here."
 
 
 class InFlight:
-    """Counts hand-overs still running after their acknowledgement (tests and shutdown wait for them)."""
+    """Counts work still running after its acknowledgement (tests and shutdown wait for it)."""
 
     def __init__(self) -> None:
         self._count = 0
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        self._count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if self._count == 0:
-                self._idle.set()
+        self._tasks: set[asyncio.Task] = set()
 
     async def wait(self, timeout: float | None = None) -> None:
         """Return once nothing is in flight; a listener scheduled just now gets to start first."""
         for _ in range(3):
             await asyncio.sleep(0)
         await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task:
+        """Run `work` after the acknowledgement, counted until it ends (its errors are logged)."""
+
+        async def tracked() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("%s failed", name)
+            finally:
+                self._done()
+
+        self._count += 1
+        self._idle.clear()
+        task = asyncio.create_task(tracked(), name=name)
+        self._tasks.add(task)  # keep a reference until it ends
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _done(self) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
 
 
 class _DropTokenWarning(logging.Filter):
@@ -129,6 +146,61 @@ def _pressed_on_home(body: dict[str, Any]) -> bool:
     return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
 
 
+def _written_at(ts: str | None) -> datetime | None:
+    try:
+        return ts_to_datetime(ts) if ts else None
+    except ValueError:
+        return None
+
+
+class SlackResponder:
+    """Answers the person behind a command or a button press (`concierge.app.Responder`).
+
+    In a channel or DM the answer is ephemeral, through the payload's response_url; a press on
+    the App Home tab has none, so its answer is shown at the top of the tab, published again.
+    """
+
+    def __init__(self, listeners: "SlackListeners", respond, address: Address, *,  # noqa: ANN001
+                 trigger_id: str = "", on_home: bool = False) -> None:
+        self.listeners = listeners
+        self.respond = respond
+        self.address = address
+        self.trigger_id = trigger_id
+        self.on_home = on_home
+        self.shown = False
+
+    async def show(self, reply: Reply) -> None:
+        self.shown = True
+        if self.on_home:
+            await self.listeners.publish_home(self.address.user, notice=reply.text)
+            return
+        try:
+            result = await self.respond(**message_fields(Outbound(reply.text, reply.card)),
+                                        response_type="ephemeral", replace_original=False)
+            if getattr(result, "status_code", 200) != 200:
+                log.warning("Slack refused a private answer: HTTP %s", result.status_code)
+        except Exception as error:  # the answer is a courtesy; the change itself is committed
+            log.warning("could not send a private answer: %s", error)
+
+    async def open_form(self, form: Form) -> bool:
+        """A modal, opened with the press's or command's trigger id (valid 3 s; used once)."""
+        if not self.trigger_id:
+            return False
+        await self.listeners.platform.open_modal(self.trigger_id, form_view(form, self.address.channel))
+        return True
+
+    async def attach(self, file: FileAttachment) -> str:
+        """An ephemeral answer cannot carry a file: it is uploaded into the person's DM with the bot."""
+        try:
+            await self.listeners.platform.share_in_dm(self.address, file, comment=FILE_COMMENT)
+        except PlatformError:
+            raise
+        except Exception as error:  # the answer itself must still go out, saying the file did not
+            log.exception("could not share %s in the DM with %s", file.filename, self.address.user)
+            raise PlatformDown(f"could not share {file.filename}: {error}") from None
+        return FILE_IN_DM
+
+
 class SlackListeners:
     """Owns the bolt `AsyncApp` and its listeners for one running bot.
 
@@ -137,22 +209,26 @@ class SlackListeners:
         settings: the core's settings (staff channel id, program name).
         platform: the Web API side, also used for private answers to staff.
         signing_secret: checks HTTP requests; "" in Socket Mode, where requests are not signed.
+        catch_up_per_min: history calls a minute of the catch-up after downtime (SLACK_CATCH_UP_PER_MIN).
     """
 
     def __init__(self, runtime: Runtime, settings: Settings, platform: SlackPlatform, *,
-                 signing_secret: str = "") -> None:
+                 signing_secret: str = "", catch_up_per_min: float = 50) -> None:
         self.runtime = runtime
         self.concierge = runtime.concierge
         self.settings = settings
         self.platform = platform
         self.inflight = InFlight()
-        self.handover_retries = HANDOVER_RETRIES
+        self.catch_up = SlackCatchUp(self, per_minute=catch_up_per_min)
+        self._catching_up: asyncio.Task | None = None
+        self._catch_up_again = False
         self.app = AsyncApp(
             name="concierge",
             client=platform.client,
             signing_secret=signing_secret,
             logger=_bolt_logger(),
-            process_before_response=False,
+            # Answer Slack only once the listener returned: a message is recorded before its ack.
+            process_before_response=True,
         )
         self.app.middleware(self._note_app_rate_limited)
         self.app.event("message")(self._on_message)
@@ -176,13 +252,47 @@ class SlackListeners:
         """Wait until every acknowledged payload has been handed to the core and answered."""
         await self.inflight.wait(timeout)
 
+    # Catch-up after downtime (see `adapters.slack.catch_up`).
+
+    def start_catch_up(self) -> asyncio.Task:
+        """Read back what was written while we were away, in the background (on start, after a reconnect).
+
+        Asked again while one runs (a reconnect during the catch-up), it runs once more afterwards.
+        """
+        if self._catching_up is not None and not self._catching_up.done():
+            self._catch_up_again = True
+            return self._catching_up
+        self._catching_up = asyncio.create_task(self._catch_up_until_done(), name="slack-catch-up")
+        return self._catching_up
+
+    async def _catch_up_until_done(self) -> CatchUpCounts:
+        counts = CatchUpCounts()
+        while True:
+            self._catch_up_again = False
+            try:
+                counts = await self.catch_up.run()
+            except Exception:  # the bot keeps serving live events; the next start or reconnect tries again
+                log.exception("catch-up failed")
+            if not self._catch_up_again:
+                return counts
+
+    async def stop_catch_up(self) -> None:
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catching_up
+
     # Translation: Slack payloads to the core's neutral events.
 
     def message_inbound(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Inbound | None:
-        """A `message` event as MemberMessage (a DM), StaffReply (a staff thread) or None (not ours)."""
+        """A `message` event as MemberMessage (a DM), StaffReply (a staff thread) or None (not ours).
+
+        The event id names the message itself, `<channel>:<ts>` (an edit: `<channel>:<ts>:edit:<edit ts>`),
+        whatever envelope it came in: the catch-up reads the same message back from history under the
+        same id. `written_at` is the message's `ts` (the edit's time for an edit).
+        """
         channel = event.get("channel", "")
         team = body.get("team_id") or event.get("team") or ""
-        event_id = body.get("event_id") or f"{channel}:{event.get('event_ts') or event.get('ts')}"
         subtype = event.get("subtype")
         if subtype == "message_changed":
             message = event.get("message") or {}
@@ -192,17 +302,24 @@ class SlackListeners:
                 return None
             if message.get("text", "") == previous.get("text", ""):
                 return None  # a link preview or another change that is not an edit of the text
+            edited_ts = (message.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts")
+            event_id = f"{channel}:{message.get('ts')}:edit:{edited_ts}"
             return MemberMessage(event_id, Address(PLATFORM, channel, message["user"], workspace=team),
-                                 to_plain(message.get("text", "")), _attachments(message.get("files")), edited=True)
+                                 to_plain(message.get("text", "")), _attachments(message.get("files")), edited=True,
+                                 written_at=_written_at(edited_ts))
         if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not event.get("user"):
             return None
+        ts = event.get("ts") or event.get("event_ts") or ""
+        event_id = f"{channel}:{ts}"
         text = to_plain(event.get("text", ""))
         attachments = _attachments(event.get("files"))
         if event.get("channel_type") == "im":
-            return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments)
+            return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments,
+                                 written_at=_written_at(ts))
         thread = event.get("thread_ts")
-        if channel in self.staff_channels and thread and thread != event.get("ts"):
-            return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments)
+        if channel in self.staff_channels and thread and thread != ts:
+            return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments,
+                              written_at=_written_at(ts))
         return None  # top-level chatter, other channels, group DMs
 
     @staticmethod
@@ -226,122 +343,32 @@ class SlackListeners:
         return ButtonPressed(event_id, Address(PLATFORM, channel, user.get("id", ""), thread, team),
                              action_of(action.get("action_id", "")), action.get("value", ""))
 
-    # Hand-over.
-
-    async def _handle(self, event: Inbound, *, retries: tuple[float, ...] = ()) -> Reply | None:
-        """Give `event` to the core; a failure (a database hiccup) is retried, then reported."""
-        for delay in (*retries, None):
-            try:
-                return await self.concierge.handle(event)
-            except Exception as error:
-                if delay is None:
-                    log.exception("the core failed on Slack event %s", event.event_id)
-                    raise
-                log.warning("the core failed on Slack event %s (%s); trying again in %g s",
-                            event.event_id, error, delay)
-                await asyncio.sleep(delay)
-        return None  # not reached
-
-    async def _respond(self, respond, reply: Reply) -> None:  # noqa: ANN001
-        """A private answer through the payload's response_url (works in any channel, even unjoined).
-
-        A reply's card (e.g. the digest catalogue's Subscribe buttons) is rendered with it; its
-        buttons come back as `ButtonPressed` like a staff card's.
-        """
-        try:
-            result = await respond(**message_fields(Outbound(reply.text, reply.card)),
-                                   response_type="ephemeral", replace_original=False)
-            if getattr(result, "status_code", 200) != 200:
-                log.warning("Slack refused a private answer: HTTP %s", result.status_code)
-        except Exception as error:  # the answer is a courtesy; the change itself is committed
-            log.warning("could not send a private answer: %s", error)
-
-    async def _tell(self, address: Address, reply: Reply) -> None:
-        try:
-            await self.platform.tell(address, Outbound(reply.text, reply.card))
-        except PlatformError as error:
-            log.warning("could not send a private answer in %s: %s", address.channel, error)
-
     # Listeners.
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context) -> None:  # noqa: ANN001
-        with self.inflight.track():  # bolt acknowledged the event before calling us
-            inbound = self.message_inbound(body, event, context.bot_user_id)
-            if inbound is None:
-                return
-            try:
-                reply = await self._handle(inbound, retries=self.handover_retries)
-            except Exception:
-                if isinstance(inbound, MemberMessage):
-                    with contextlib.suppress(PlatformError):
-                        await self.platform.send(inbound.address, Outbound(NOT_PASSED_ON))
-                else:
-                    await self._tell(inbound.address, Reply(NOT_RELAYED, ok=False))
-                return
-            # A member's answers (join text, limits) come through the outbox; staff get theirs here.
-            if isinstance(inbound, StaffReply) and reply is not None and reply.text:
-                await self._tell(inbound.address, reply)
+        """Record (and, mostly, apply) the message before bolt acknowledges it.
 
-    async def _run_privately(self, ack, respond, event: Inbound, trigger_id: str = "") -> None:  # noqa: ANN001
-        """Acknowledge (Slack shows nothing yet), run the command, answer only the person who asked.
-
-        A reply that asks for text (`Reply.form`) opens a modal with the press's or command's
-        `trigger_id`; if Slack will not open it (the trigger expired), the reply's text says
-        which command to type instead.
+        `receive` raises `NotRecorded` when the database could not take it: the exception makes
+        bolt answer 500 (Socket Mode: no ack), and Slack sends the event again. A staff member's
+        private answer ("only experts can answer") is sent by the core itself (`Concierge.tell`).
         """
-        with self.inflight.track():
-            await ack()
-            try:
-                reply = await self._handle(event)
-            except Exception:
-                reply = Reply(FAILED, ok=False)
-            if reply is not None and reply.form is not None and trigger_id:
-                try:
-                    await self.platform.open_modal(trigger_id, form_view(reply.form, event.address.channel))
-                    return
-                except PlatformError as error:
-                    log.warning("could not open a form for %s: %s", event.address.user, error)
-            if reply is not None and reply.attachment is not None:
-                reply = await self._share_file(event.address, reply)
-            if reply is not None and (reply.text or reply.card):
-                await self._respond(respond, reply)
+        inbound = self.message_inbound(body, event, context.bot_user_id)
+        if inbound is not None:
+            await self.concierge.receive(inbound)
 
-    async def _share_file(self, address: Address, reply: Reply) -> Reply:
-        """Upload the reply's file into the person's DM; the answer says where it went (or that it failed)."""
-        file = reply.attachment
-        try:
-            await self.platform.share_in_dm(address, file, comment=FILE_COMMENT)
-            note = FILE_IN_DM
-        except PlatformError as error:
-            log.warning("could not share %s in the DM with %s: %s", file.filename, address.user, error)
-            note = FILE_NOT_SENT
-        except Exception:  # the answer itself must still go out
-            log.exception("could not share %s in the DM with %s", file.filename, address.user)
-            note = FILE_NOT_SENT
-        return dataclasses.replace(reply, text=f"{reply.text}\n\n{note}", attachment=None)
+    async def _answer(self, event: Inbound, responder: SlackResponder) -> None:
+        await self.concierge.answer(event, responder)
+        if isinstance(event, ButtonPressed) and not responder.on_home and event.action in HOME_ACTIONS:
+            await self.publish_home(event.address.user)  # the member's digests changed
+        if responder.on_home and not responder.shown:
+            await self.publish_home(event.address.user)
 
     async def _on_command(self, ack, command: dict[str, Any], respond) -> None:  # noqa: ANN001
-        await self._run_privately(ack, respond, self.command_inbound(command), command.get("trigger_id", ""))
-
-    async def _on_form(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:  # noqa: ANN001
-        """A modal opened for a `Form` was sent. A refusal is shown in the modal, by the text box;
-        otherwise it closes and the answer is shown privately where the form was asked for."""
-        with self.inflight.track():
-            action, value, channel, text = form_submission(view)
-            user = body.get("user") or {}
-            team = (body.get("team") or {}).get("id") or user.get("team_id", "")
-            where = Address(PLATFORM, channel, user.get("id", ""), workspace=team)
-            event = FormSubmitted(f"view:{view.get('id', '')}:{view.get('hash', '')}", where, action, value, text)
-            try:
-                reply = await self._handle(event)
-            except Exception:
-                reply = Reply(FAILED, ok=False)
-            if reply is not None and not reply.ok:
-                await ack(response_action="errors", errors={FORM_BLOCK: reply.text[:150]})
-                return
-            await ack()
-            if reply is not None and reply.text and channel:
-                await self._tell(where, reply)
+        """Acknowledge (Slack shows nothing yet), then run the command and answer only the person who asked."""
+        await ack()
+        event = self.command_inbound(command)
+        responder = SlackResponder(self, respond, event.address, trigger_id=command.get("trigger_id", ""))
+        self.inflight.spawn(self._answer(event, responder), f"slack command {event.event_id}")
 
     async def _on_button(self, ack, body: dict[str, Any], action: dict[str, Any], respond) -> None:  # noqa: ANN001
         """A card's button, in a message or on the Home tab.
@@ -349,26 +376,42 @@ class SlackListeners:
         Slack gives a Home tab press no response_url: the answer is shown at the top of the tab,
         published again. Subscribing or unsubscribing by any button refreshes the tab as well.
         """
+        await ack()
         event = self.button_inbound(body, action)
-        with self.inflight.track():
-            if not _pressed_on_home(body):
-                await self._run_privately(ack, respond, event, body.get("trigger_id", ""))
-                if event.action in HOME_ACTIONS:
-                    await self.publish_home(event.address.user)
-                return
-            await ack()
-            try:
-                reply = await self._handle(event)
-            except Exception:
-                reply = Reply(FAILED, ok=False)
-            await self.publish_home(event.address.user, notice=reply.text if reply is not None else "")
+        responder = SlackResponder(self, respond, event.address, trigger_id=body.get("trigger_id", ""),
+                                   on_home=_pressed_on_home(body))
+        self.inflight.spawn(self._answer(event, responder), f"slack button {event.event_id}")
+
+    async def _on_form(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:  # noqa: ANN001
+        """A modal opened for a `Form` was sent. A refusal is shown in the modal, by the text box;
+        otherwise it closes and the answer is shown privately where the form was asked for.
+
+        The refusal must be in the acknowledgement itself, so the form is applied before `ack`.
+        """
+        action, value, channel, text = form_submission(view)
+        user = body.get("user") or {}
+        team = (body.get("team") or {}).get("id") or user.get("team_id", "")
+        where = Address(PLATFORM, channel, user.get("id", ""), workspace=team)
+        event = FormSubmitted(f"view:{view.get('id', '')}:{view.get('hash', '')}", where, action, value, text)
+        try:
+            reply = (await self.concierge.receive(event)).reply
+        except Exception:
+            log.exception("the core failed on Slack form %s", event.event_id)
+            reply = Reply(FAILED, ok=False)
+        if reply is not None and not reply.ok:
+            await ack(response_action="errors", errors={FORM_BLOCK: reply.text[:150]})
+            return
+        await ack()
+        if reply is not None and reply.text and channel:
+            self.inflight.spawn(self.concierge.tell(where, reply), f"slack form answer {event.event_id}")
 
     @staticmethod
     async def _note_app_rate_limited(body: dict[str, Any], next) -> BoltResponse | None:  # noqa: A002, ANN001
         """Slack's notice that it drops this workspace's events for a minute (over 30,000 an hour)."""
         if body.get("type") == "app_rate_limited":
             log.warning("Slack is dropping events of workspace %s for a minute (more than 30,000 events in an "
-                        "hour); messages sent meanwhile do not reach the concierge", body.get("team_id"))
+                        "hour); messages sent meanwhile do not reach the concierge until the next catch-up",
+                        body.get("team_id"))
             return BoltResponse(status=200, body="")
         return await next()
 
@@ -379,14 +422,12 @@ class SlackListeners:
     async def _on_home_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab") != "home" or not event.get("user"):
             return
-        with self.inflight.track():
-            await self.publish_home(event["user"])
+        self.inflight.spawn(self.publish_home(event["user"]), f"slack home of {event['user']}")
 
     async def publish_home(self, user: str, *, notice: str = "") -> None:
         """Publish `user`'s Home tab from the records, `notice` (an answer to a button) at the top."""
         try:
-            sections = await self.runtime.db.run(lambda session: home_sections(session, self.settings, PLATFORM, user,
-                                                                                  self.runtime.concierge.clock.now()))
+            sections = render_home(await self.concierge.home(PLATFORM, user))
         except Exception:
             log.exception("could not read the App Home of %s", user)
             return

@@ -15,12 +15,16 @@ EVENTS_PATH = "/slack/events"
 # Web API method -> the bot scopes it needs (any one of them, for methods such as
 # conversations.info whose scope depends on the channel's kind; the manifest asks for all).
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
-    "auth.test": (),  # doctor, and bolt's authorization on the first request
+    "auth.test": (),  # doctor, bolt's authorization on the first request, the catch-up (the bot's user id)
     "chat.postMessage": ("chat:write",),  # DMs to members, staff cards, thread posts
     "chat.update": ("chat:write",),  # Platform.edit
     "chat.postEphemeral": ("chat:write",),  # private answers to staff in a thread
     "conversations.open": ("im:write",),  # Platform.open_dm
     "conversations.info": ("channels:read", "groups:read"),  # doctor: the staff channel (public or private)
+    # Catch-up after downtime (DMs, staff threads) and find_sent (did a post whose answer was lost arrive?).
+    "conversations.history": ("channels:history", "groups:history", "im:history"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),
+    "users.conversations": ("im:read",),  # catch-up: the bot's DM channels (types=im)
     "views.publish": (),  # the App Home tab
     "views.open": (),  # a form of the core (the rating comment) as a modal
     "files.getUploadURLExternal": ("files:write",),  # the stats chart, into the admin's DM (files_upload_v2)

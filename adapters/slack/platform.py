@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -18,6 +19,11 @@ from concierge.platform import Address, MessageRef, Outbound, PlatformDown, Rate
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+# Every post carries its outbox key in the message's metadata; `find_sent` reads it back.
+SEND_EVENT_TYPE = "concierge_send"
+FIND_SENT_LIMIT = 50  # how many of a channel's newest messages `find_sent` looks through
+FIND_SENT_PAGES = 20  # at most this many pages are read (Slack may cut pages short)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # Errors that will not go away by retrying the same message: the recipient is gone or the
 # message itself is refused. The text is what staff read in the thread.
@@ -49,6 +55,18 @@ SETUP_ERRORS = {
 }
 
 
+def ts_to_datetime(ts: str) -> datetime:
+    """A Slack `ts` ("1764061200.000100": seconds and microseconds) as a UTC datetime, exactly."""
+    seconds, _, micros = str(ts).partition(".")
+    return EPOCH + timedelta(seconds=int(seconds), microseconds=int((micros or "0").ljust(6, "0")[:6]))
+
+
+def datetime_to_ts(moment: datetime) -> str:
+    """The Slack `ts` of a moment (for `oldest` in history calls)."""
+    delta = moment - EPOCH
+    return f"{delta // timedelta(seconds=1)}.{delta.microseconds:06d}"
+
+
 def _retry_after(response) -> float | None:  # noqa: ANN001
     value = (response.headers or {}).get("Retry-After") if response is not None else None
     try:
@@ -57,9 +75,19 @@ def _retry_after(response) -> float | None:  # noqa: ANN001
         return None
 
 
+# Answers after which a request certainly had no effect: nothing to check before sending again.
+NOT_APPLIED = SETUP_ERRORS | {"ratelimited", "invalid_arguments", "invalid_arg_name", "invalid_form_data",
+                              "invalid_post_type", "missing_post_type", "request_timeout"}
+
+
 @contextlib.asynccontextmanager
 async def neutral_errors(method: str) -> AsyncIterator[None]:
-    """Turn what a Web API call raises into the core's RateLimited, Unreachable or PlatformDown."""
+    """Turn what a Web API call raises into the core's RateLimited, Unreachable or PlatformDown.
+
+    `PlatformDown.outcome_unknown` says whether the request may have been applied all the same
+    (a 5xx, a timeout, a dropped connection: the outbox checks with `find_sent` before posting
+    again) or certainly was not (the connection was refused, a 429, a setup error).
+    """
     try:
         yield
     except SlackApiError as error:
@@ -71,16 +99,30 @@ async def neutral_errors(method: str) -> AsyncIterator[None]:
         if status == 429 or code == "ratelimited":
             if retry_after is not None:
                 raise RateLimited(retry_after, f"{method} rate limited for {retry_after:g} s") from None
-            raise PlatformDown(f"{method} rate limited, no Retry-After given") from None
+            raise PlatformDown(f"{method} rate limited, no Retry-After given", outcome_unknown=False) from None
         if code in PERMANENT_ERRORS:
             raise Unreachable(f"Slack refused {method}: {PERMANENT_ERRORS[code]} ({code})") from None
         if code in SETUP_ERRORS:
             log.error("Slack refused %s with %s: check the bot token and its scopes (concierge slack doctor)",
                       method, code)
-            raise PlatformDown(f"{method} failed: {code} (check the Slack app setup)") from None
-        raise PlatformDown(f"{method} failed: {code or f'HTTP {status}'}") from None
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise PlatformDown(f"{method} failed: {code} (check the Slack app setup)", outcome_unknown=False) from None
+        unknown = status >= 500 or code not in NOT_APPLIED
+        raise PlatformDown(f"{method} failed: {code or f'HTTP {status}'}", outcome_unknown=unknown) from None
+    except aiohttp.ClientConnectorError as error:  # no connection was made: the request never left
+        raise PlatformDown(f"{method} could not reach Slack: {type(error).__name__}", outcome_unknown=False) from None
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:  # it may have arrived
         raise PlatformDown(f"{method} could not reach Slack: {type(error).__name__}") from None
+
+
+def _sent_with_key(message: dict[str, Any], key: str) -> bool:
+    """Whether `message` (from history, with metadata) is a post of ours carrying outbox key `key`."""
+    metadata = message.get("metadata") or {}
+    return (bool(message.get("bot_id")) and metadata.get("event_type") == SEND_EVENT_TYPE
+            and (metadata.get("event_payload") or {}).get("key") == key)
+
+
+def _next_cursor(response) -> str:  # noqa: ANN001
+    return str((response.get("response_metadata") or {}).get("next_cursor") or "")
 
 
 class SlackPlatform:
@@ -95,6 +137,15 @@ class SlackPlatform:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self._bot_user_id: str | None = None
+
+    async def bot_user_id(self) -> str:
+        """The bot's own user id (auth.test, asked once)."""
+        if self._bot_user_id is None:
+            async with neutral_errors("auth.test"):
+                response = await self.client.auth_test()
+            self._bot_user_id = str(response.get("user_id") or "")
+        return self._bot_user_id
 
     async def open_dm(self, user: Address) -> Address:
         async with neutral_errors("conversations.open"):
@@ -102,6 +153,9 @@ class SlackPlatform:
         return Address(PLATFORM, response["channel"]["id"], user.user, workspace=user.workspace)
 
     async def _post(self, channel: str, message: Outbound, thread: str = "", *, opens_thread: bool = False):
+        # The outbox key rides along as metadata: after an unknown outcome `find_sent` looks for it.
+        metadata = ({"event_type": SEND_EVENT_TYPE, "event_payload": {"key": message.idempotency_key}}
+                    if message.idempotency_key else None)
         async with neutral_errors("chat.postMessage"):
             return await self.client.chat_postMessage(
                 channel=channel,
@@ -110,6 +164,7 @@ class SlackPlatform:
                 link_names=False,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata,
                 **message_fields(message, opens_thread=opens_thread),
             )
 
@@ -123,6 +178,66 @@ class SlackPlatform:
         response = await self._post(channel.channel, message, opens_thread=True)
         ts = response["ts"]
         return MessageRef(Address(PLATFORM, response["channel"], "", ts, channel.workspace), ts)
+
+    async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False
+                        ) -> MessageRef | None:
+        """The post carrying `message.idempotency_key` in its metadata, if an earlier attempt arrived.
+
+        A top-level post (a new thread's card, a DM) is among the channel's newest messages: the
+        newest `FIND_SENT_LIMIT` are looked through. A thread post is among the thread's replies,
+        which Slack lists oldest first: they are read to the end (at most `FIND_SENT_PAGES` pages).
+        The ref is shaped as `send` (or, with `opens_thread`, `open_thread`) would have returned it.
+        """
+        key = message.idempotency_key
+        if not key:
+            return None
+        channel = address.channel or (await self.open_dm(address)).channel
+        in_thread = bool(address.thread) and not opens_thread
+        cursor, seen = "", 0
+        for _ in range(FIND_SENT_PAGES):
+            if in_thread:
+                page, cursor = await self.replies_page(channel, address.thread, cursor=cursor,
+                                                       limit=FIND_SENT_LIMIT, metadata=True)
+                page = [reply for reply in page if reply.get("ts") != address.thread]  # the parent comes first
+            else:
+                page, cursor = await self.history_page(channel, cursor=cursor, limit=FIND_SENT_LIMIT - seen,
+                                                       metadata=True)
+            found = next((posted for posted in page if _sent_with_key(posted, key)), None)
+            if found is not None:
+                if opens_thread:
+                    return MessageRef(Address(PLATFORM, channel, "", found["ts"], address.workspace), found["ts"])
+                return MessageRef(Address(PLATFORM, channel, address.user, address.thread, address.workspace),
+                                  found["ts"])
+            seen += len(page)
+            if not cursor or (not in_thread and seen >= FIND_SENT_LIMIT):
+                return None
+        return None
+
+    # Reading back (catch-up, find_sent): one page per call, with the cursor of the next ("" at the end).
+
+    async def history_page(self, channel: str, *, oldest: str = "", cursor: str = "", limit: int = 200,
+                           metadata: bool = False) -> tuple[list[dict[str, Any]], str]:
+        """Top-level messages of `channel` after `oldest`, newest first."""
+        async with neutral_errors("conversations.history"):
+            response = await self.client.conversations_history(
+                channel=channel, oldest=oldest or None, cursor=cursor or None, limit=limit,
+                include_all_metadata=metadata or None)
+        return list(response.get("messages") or []), _next_cursor(response)
+
+    async def replies_page(self, channel: str, thread: str, *, oldest: str = "", cursor: str = "",
+                           limit: int = 200, metadata: bool = False) -> tuple[list[dict[str, Any]], str]:
+        """The thread's parent and its replies after `oldest`, oldest first."""
+        async with neutral_errors("conversations.replies"):
+            response = await self.client.conversations_replies(
+                channel=channel, ts=thread, oldest=oldest or None, cursor=cursor or None, limit=limit,
+                include_all_metadata=metadata or None)
+        return list(response.get("messages") or []), _next_cursor(response)
+
+    async def dm_channels_page(self, *, cursor: str = "", limit: int = 200) -> tuple[list[dict[str, Any]], str]:
+        """The bot's direct-message channels (each with the other person's `user`)."""
+        async with neutral_errors("users.conversations"):
+            response = await self.client.users_conversations(types="im", cursor=cursor or None, limit=limit)
+        return list(response.get("channels") or []), _next_cursor(response)
 
     async def edit(self, ref: MessageRef, message: Outbound) -> None:
         async with neutral_errors("chat.update"):

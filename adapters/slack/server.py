@@ -11,6 +11,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.listeners import SlackListeners
@@ -56,17 +57,34 @@ async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner
 
 
 def web_client(slack: SlackSettings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
-    """The Web API client for the bot token, at SLACK_API_URL."""
+    """The Web API client for the bot token, at SLACK_API_URL.
+
+    The SDK would send a request again by itself after a dropped connection, when a post may have
+    gone through: only a connection never made is tried again here. Anything else is the outbox's
+    to retry, after it checked whether the post arrived (`SlackPlatform.find_sent`).
+    """
+    never_connected = AsyncConnectionErrorRetryHandler(error_types=[aiohttp.ClientConnectorError])
     return AsyncWebClient(token=slack.secret("bot_token"), base_url=slack.api_url, session=session,
-                          timeout=WEB_API_TIMEOUT_S)
+                          timeout=WEB_API_TIMEOUT_S, retry_handlers=[never_connected])
 
 
 def wire(settings: Settings, client: AsyncWebClient, *, signing_secret: str = "",
-         clock: Clock | None = None) -> SlackListeners:
+         clock: Clock | None = None, catch_up_per_min: float = 50) -> SlackListeners:
     """A runtime with the Slack platform, and the bolt app in front of it (`.runtime`, `.app`)."""
     platform = SlackPlatform(client)
     runtime = build_runtime(settings, {"slack": platform}, clock=clock)
-    return SlackListeners(runtime, settings, platform, signing_secret=signing_secret)
+    return SlackListeners(runtime, settings, platform, signing_secret=signing_secret,
+                          catch_up_per_min=catch_up_per_min)
+
+
+def catch_up_on_hello(listeners: SlackListeners):  # noqa: ANN201
+    """A Socket Mode message listener: each `hello` (the first connection, every reconnect) starts a catch-up."""
+
+    async def on_message(_client, message: dict, _raw: str) -> None:  # noqa: ANN001
+        if message.get("type") == "hello":
+            listeners.start_catch_up()
+
+    return on_message
 
 
 async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | None = None) -> None:
@@ -85,22 +103,25 @@ async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | 
                         "be recognised. Run `concierge slack doctor`.", setting, channel)
     timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        listeners = wire(settings, web_client(slack, session), signing_secret=slack.secret("signing_secret"))
+        listeners = wire(settings, web_client(slack, session), signing_secret=slack.secret("signing_secret"),
+                         catch_up_per_min=slack.catch_up_per_min)
         runtime = listeners.runtime
-        # The outbox loop, and the digest scheduler where the core offers it (`run_background`).
-        background = getattr(runtime, "run_background", None)
-        work = background() if background is not None else runtime.dispatcher.run()
-        worker = asyncio.create_task(work, name="concierge-background")
+        # The outbox and inbox workers and the digest scheduler.
+        worker = asyncio.create_task(runtime.run_background(), name="concierge-background")
         try:
             if http:
                 runner, port = await start_http(listeners.app, slack.http_host, slack.http_port)
                 log.info("serving Slack events at http://%s:%s%s (HTTP mode)", slack.http_host, port, EVENTS_PATH)
+                # What was written while we were stopped; events arriving meanwhile are fine (de-duplicated).
+                listeners.start_catch_up()
                 try:
                     await asyncio.Event().wait()
                 finally:
                     await runner.cleanup()
             else:
                 handler = AsyncSocketModeHandler(listeners.app, slack.secret("app_token"))
+                # Slack says hello on every new connection: the catch-up reads what was missed meanwhile.
+                handler.client.message_listeners.append(catch_up_on_hello(listeners))
                 try:
                     await handler.connect_async()
                     log.info("connected to Slack (Socket Mode)")
@@ -108,9 +129,12 @@ async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | 
                 finally:
                     await handler.close_async()
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            # Ctrl-C or SIGTERM: no new events (the server or socket is closed above); what was
+            # acknowledged finishes; the send in flight finishes and its outcome is recorded.
+            await listeners.stop_catch_up()
             with contextlib.suppress(asyncio.TimeoutError):
                 await listeners.idle(timeout=10)
+            await runtime.stop_background(worker)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(runtime.concierge.told(), 5)
             runtime.close()

@@ -47,6 +47,13 @@ class SlackSettings(BaseSettings):
         description="HTTP mode: the port that serves POST /slack/events.",
     )
 
+    catch_up_per_min: float = Field(
+        default=50,
+        gt=0,
+        description="Catch-up after downtime: history calls per minute (Slack's Tier 3 allows 50; a commercially "
+                    "distributed app outside the Marketplace gets 1).",
+    )
+
     @field_validator("api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:

@@ -12,9 +12,9 @@ from tests.slack.harness import start_bot
 
 
 @pytest.fixture
-async def fake_slack():
-    """A loopback Slack whose bot token holds exactly the manifest's scopes."""
-    fake = await FakeSlack(scopes=bot_scopes()).start()
+async def fake_slack(clock):
+    """A loopback Slack whose bot token holds exactly the manifest's scopes; its message ts follow `clock`."""
+    fake = await FakeSlack(scopes=bot_scopes(), clock=clock).start()
     yield fake
     await fake.stop()
 

@@ -32,7 +32,7 @@ class SlackDriver:
     def __init__(self, bot: BotUnderTest) -> None:
         self.bot = bot
         self.fake = bot.fake
-        self._delivered: set[str] = set()
+        self._delivered: dict[str, dict[str, Any]] = {}  # envelope event id -> the message event it carried
         self._private: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # private answers, with when
 
     def mention(self, person: str) -> str:
@@ -40,23 +40,18 @@ class SlackDriver:
         return f"<@{user_id(person)}|{person}>"
 
     def _ts(self) -> str:
-        return f"{time.time():.6f}"
+        return self.fake.next_ts()  # the test's clock: a message written now is not "late"
 
     async def member_writes(self, person: str, text: str, *, event_id: str | None = None) -> None:
         event_id = event_id or self.bot.new_id()
         retry = 1 if event_id in self._delivered else None
-        self._delivered.add(event_id)
-        await self.bot.post_event(
-            {"type": "message", "channel": dm_channel(person), "user": user_id(person), "text": escape(text),
-             "ts": self._ts(), "event_ts": self._ts(), "channel_type": "im"},
-            event_id=event_id, retry_num=retry)
+        if retry is None:  # as Slack does: the message is in the DM's history, and delivered as an event
+            self._delivered[event_id] = self.fake.write(dm_channel(person), user_id(person), escape(text))
+        await self.bot.post_event(self._delivered[event_id], event_id=event_id, retry_num=retry)
 
     async def staff_writes(self, person: str, thread: str, text: str) -> str | None:
         before = len(self.fake.calls)
-        ts = self._ts()
-        await self.bot.post_event(
-            {"type": "message", "channel": STAFF, "user": user_id(person), "text": escape(text), "ts": ts,
-             "thread_ts": thread, "event_ts": ts, "channel_type": "channel"})
+        await self.bot.post_event(self.fake.write(STAFF, user_id(person), escape(text), thread_ts=thread))
         await self.bot.listeners.idle(timeout=10)
         told = [call for call in self.fake.calls[before:]
                 if call.method == "chat.postEphemeral" and call.args.get("user") == user_id(person)]

@@ -2,9 +2,16 @@
 
 A real aiohttp server on 127.0.0.1, port 0. It records every call, answers like Slack (`ok`,
 `ts`, `channel`), checks the token's scopes against Slack's documented ones, and can be told
-to answer an error code or a 429 with `Retry-After`. File uploads go Slack's external way:
+to answer an error code or a 429 with `Retry-After` (or to take a post and answer an error all
+the same: `fail(..., store=True)`). File uploads go Slack's external way:
 files.getUploadURLExternal hands out an upload URL on this server, the bytes are POSTed there,
 files.completeUploadExternal shares them in a channel (`uploads`, `shared`).
+
+Each channel has a history, as Slack keeps it: what people wrote (`write`, which tests may also
+deliver as a live event) and what the bot posted (with its `bot_id` and metadata). The history
+methods (conversations.history, conversations.replies, users.conversations) read it back in
+pages of at most `max_page` messages, as Slack does for apps outside the Marketplace.
+Message `ts` follow the test's clock (strictly increasing), so what people write is "on time".
 """
 
 from __future__ import annotations
@@ -40,7 +47,24 @@ def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | No
     if method == "conversations.info":
         kind = str(args.get("channel", "C"))[:1]
         return {"C": ("channels:read",), "G": ("groups:read",), "D": ("im:read",)}.get(kind, ("channels:read",))
+    if method in ("conversations.history", "conversations.replies"):
+        kind = str(args.get("channel", "C"))[:1]
+        return {"C": ("channels:history",), "G": ("groups:history",), "D": ("im:history",)}.get(
+            kind, ("channels:history",))
+    if method == "users.conversations":
+        # Each requested type needs its own scope (the default type is public_channel).
+        per_type = {"public_channel": "channels:read", "private_channel": "groups:read", "im": "im:read",
+                    "mpim": "mpim:read"}
+        types = [kind.strip() for kind in str(args.get("types") or "public_channel").split(",")]
+        if len(types) != 1:
+            return tuple(per_type[kind] for kind in types)  # checked one by one in `_answer`
+        return (per_type.get(types[0], "channels:read"),)
     return None
+
+
+def channel_type(channel: str) -> str:
+    """The `channel_type` of a message event in `channel`, from the id's first letter."""
+    return {"D": "im", "G": "group"}.get(channel[:1], "channel")
 
 
 @dataclass
@@ -67,6 +91,7 @@ class Failure:
     retry_after: float | None = None
     times: int | None = 1  # None: every matching call
     when: Callable[[dict[str, Any]], bool] | None = None
+    store: bool = False  # do what was asked (store the post), then answer the error all the same
 
 
 @dataclass
@@ -104,6 +129,8 @@ class FakeSlack:
     bot_token: str = "xoxb-test-bot-token"
     app_token: str = "xapp-test-app-token"
     channels: dict[str, Channel] = field(default_factory=dict)
+    clock: Any = None  # `now()` of the test (message ts follow it); real time without
+    max_page: int = 15  # history methods return at most this many items a page
 
     def __post_init__(self) -> None:
         self.calls: list[Call] = []
@@ -112,7 +139,9 @@ class FakeSlack:
         self.uploads: dict[str, Upload] = {}  # file id -> the file, announced and maybe uploaded
         self.modals: dict[str, dict[str, Any]] = {}  # trigger id -> the modal views.open opened with it
         self.shared: list[Shared] = []
-        self._ts = itertools.count(1)
+        self.histories: dict[str, list[dict[str, Any]]] = {}  # channel -> its messages, oldest first
+        self.dm_users: dict[str, str] = {}  # DM channel -> the person the bot talks with there
+        self._last_ts = 0  # microseconds since the epoch of the newest ts handed out
         self._file_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -151,13 +180,49 @@ class FakeSlack:
     # Programming the fake.
 
     def fail(self, method: str, *, error: str = "", status: int = 200, retry_after: float | None = None,
-             times: int | None = 1, when: Callable[[dict[str, Any]], bool] | None = None) -> None:
-        """Answer the next `times` calls of `method` (matching `when`) with an error."""
-        self.failures.append(Failure(method, error, status, retry_after, times, when))
+             times: int | None = 1, when: Callable[[dict[str, Any]], bool] | None = None,
+             store: bool = False) -> None:
+        """Answer the next `times` calls of `method` (matching `when`) with an error.
+
+        With `store=True` the call is carried out first (a post is in the history) and the error
+        answered after: Slack took the post, the answer got lost.
+        """
+        self.failures.append(Failure(method, error, status, retry_after, times, when, store))
 
     def next_ts(self) -> str:
-        n = next(self._ts)
-        return f"{1764061200 + n}.{n:06d}"
+        """A new message ts: the clock's now, moved on by a microsecond when it did not move."""
+        now = self.clock.now().timestamp() if self.clock is not None else time.time()
+        self._last_ts = max(round(now * 1_000_000), self._last_ts + 1)
+        return f"{self._last_ts // 1_000_000}.{self._last_ts % 1_000_000:06d}"
+
+    def write(self, channel: str, user: str, text: str, thread_ts: str | None = None,
+              **extra: Any) -> dict[str, Any]:
+        """`user` writes `text` in `channel` (in thread `thread_ts`): stored in its history as Slack would.
+
+        Returns the message as a `message` event carries it (with `channel`, `channel_type` and
+        `event_ts`), for a test that also delivers it live; the history keeps it without those.
+        """
+        ts = self.next_ts()
+        message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": TEAM, **extra}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        self._store(channel, message)
+        if channel.startswith("D"):
+            self.dm_users.setdefault(channel, user)
+        return {**message, "channel": channel, "channel_type": channel_type(channel), "event_ts": ts}
+
+    def _store(self, channel: str, message: dict[str, Any]) -> None:
+        self.histories.setdefault(channel, []).append(message)
+        thread = message.get("thread_ts")
+        if thread and thread != message["ts"]:
+            for parent in self.histories[channel]:
+                if parent["ts"] == thread:
+                    parent.setdefault("thread_ts", thread)
+                    parent["reply_count"] = parent.get("reply_count", 0) + 1
+
+    def history(self, channel: str) -> list[dict[str, Any]]:
+        """Everything in `channel`, oldest first (top level and threads)."""
+        return list(self.histories.get(channel, []))
 
     # What tests read.
 
@@ -197,6 +262,9 @@ class FakeSlack:
         needed = documented_scopes(method, args)
         if needed is None:
             return 200, {"ok": False, "error": "unknown_method"}, headers
+        if method == "users.conversations" and not set(needed) <= set(self.scopes):
+            return 200, {"ok": False, "error": "missing_scope", "needed": ",".join(needed),
+                         "provided": ",".join(self.scopes)}, headers
         if needed and not set(needed) & set(self.scopes):
             return 200, {"ok": False, "error": "missing_scope", "needed": ",".join(needed),
                          "provided": ",".join(self.scopes)}, headers
@@ -206,6 +274,8 @@ class FakeSlack:
                     failure.times -= 1
                 if failure.retry_after is not None:
                     headers["Retry-After"] = f"{failure.retry_after:g}"
+                if failure.store:
+                    self._success(method, args)  # Slack did it; only its answer is an error
                 if failure.status == 429:
                     return 429, {"ok": False, "error": "ratelimited"}, headers
                 return failure.status, {"ok": False, "error": failure.error or "internal_error"}, headers
@@ -218,15 +288,38 @@ class FakeSlack:
         if method in ("chat.postMessage", "chat.update"):
             channel = str(args.get("channel", ""))
             if channel.startswith(("U", "W")):  # a user id posts into the DM with that user
+                self.dm_users.setdefault("D" + channel[1:], channel)
                 channel = "D" + channel[1:]
-            ts = self.next_ts() if method == "chat.postMessage" else str(args.get("ts"))
-            return {"ok": True, "channel": channel, "ts": ts,
-                    "message": {"type": "message", "text": args.get("text", ""), "bot_id": BOT_ID, "ts": ts}}
+            if method == "chat.update":
+                ts = str(args.get("ts"))
+                for stored in self.histories.get(channel, []):
+                    if stored["ts"] == ts:
+                        stored.update(text=args.get("text", ""), blocks=args.get("blocks") or [])
+                return {"ok": True, "channel": channel, "ts": ts,
+                        "message": {"type": "message", "text": args.get("text", ""), "bot_id": BOT_ID, "ts": ts}}
+            ts = self.next_ts()
+            posted = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": "A0CONCIERGE",
+                      "text": args.get("text", ""), "ts": ts, "team": TEAM, "blocks": args.get("blocks") or []}
+            if args.get("thread_ts"):
+                posted["thread_ts"] = str(args["thread_ts"])
+            if args.get("metadata"):
+                metadata = args["metadata"]
+                posted["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+            self._store(channel, posted)
+            return {"ok": True, "channel": channel, "ts": ts, "message": dict(posted)}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self.next_ts()}
         if method == "conversations.open":
             user = str(args.get("users", ""))
+            self.dm_users.setdefault("D" + user[1:], user)
             return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "conversations.history":
+            return self._history(args)
+        if method == "conversations.replies":
+            return self._replies(args)
+        if method == "users.conversations":
+            channels = [{"id": channel, "is_im": True, "user": user} for channel, user in sorted(self.dm_users.items())]
+            return self._page(args, "channels", channels)
         if method == "conversations.info":
             channel = self.channels.get(str(args.get("channel")))
             if channel is None:
@@ -249,6 +342,51 @@ class FakeSlack:
         if method == "files.completeUploadExternal":
             return self._complete_upload(args)
         return {"ok": False, "error": "unknown_method"}
+
+    # History (catch-up, find_sent).
+
+    def _page(self, args: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """One page of `items` from the `cursor` on (an offset here), at most `limit` and `max_page` long."""
+        start = int(args.get("cursor") or 0)
+        size = min(int(args.get("limit") or 100), self.max_page)
+        page = items[start:start + size]
+        more = start + size < len(items)
+        return {"ok": True, key: page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+
+    @staticmethod
+    def _shown(message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """A message as the history methods return it: metadata only when asked for."""
+        if str(args.get("include_all_metadata", "")).lower() in ("1", "true"):
+            return dict(message)
+        return {key: value for key, value in message.items() if key != "metadata"}
+
+    @staticmethod
+    def _after(message: dict[str, Any], oldest: Any) -> bool:
+        if not oldest:
+            return True
+        return _ts_key(message["ts"]) > _ts_key(str(oldest))
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages (thread parents included, replies not), newest first, after `oldest`."""
+        channel = str(args.get("channel", ""))
+        if channel not in self.histories and not channel.startswith("D") and channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        top = [self._shown(message, args) for message in reversed(self.histories.get(channel, []))
+               if (not message.get("thread_ts") or message["thread_ts"] == message["ts"]
+                   or message.get("subtype") == "thread_broadcast") and self._after(message, args.get("oldest"))]
+        return self._page(args, "messages", top)
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread's parent, then its replies after `oldest`, oldest first."""
+        channel, thread = str(args.get("channel", "")), str(args.get("ts", ""))
+        messages = self.histories.get(channel, [])
+        parent = [message for message in messages if message["ts"] == thread]
+        if not parent:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [message for message in messages if message.get("thread_ts") == thread and message["ts"] != thread
+                   and self._after(message, args.get("oldest"))]
+        return self._page(args, "messages", [self._shown(message, args) for message in parent + replies])
 
     def _open_modal(self, args: dict[str, Any]) -> dict[str, Any]:
         """A modal for a trigger id of a press or command; checked against Block Kit's modal limits."""
@@ -313,3 +451,8 @@ class FakeSlack:
 
     async def next_from_socket(self, timeout: float = 5) -> dict[str, Any]:
         return await asyncio.wait_for(self.from_socket.get(), timeout)
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros.ljust(6, "0")[:6])

@@ -103,14 +103,15 @@ class BotUnderTest:
             return Posted(response.status, await response.text())
 
     async def post_event(self, event: dict[str, Any], *, event_id: str | None = None,
-                         retry_num: int | None = None) -> Posted:
+                         retry_num: int | None = None, expect: int | None = 200) -> Posted:
+        """Deliver `event` in an Events API envelope; `expect` is the HTTP status asserted (None: any)."""
         assert subscription_of(event) in bot_events(), f"the manifest does not subscribe to {event}"
         headers = {}
         if retry_num:
-            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_error"}
         body = json.dumps(envelope(event, event_id or self.new_id()))
         posted = await self.post(body, "application/json", headers)
-        assert posted.status == 200, posted
+        assert expect is None or posted.status == expect, posted
         return posted
 
     async def post_command(self, user: str, channel: str, text: str, *, key: str | None = None) -> str:
@@ -199,11 +200,12 @@ class BotUnderTest:
         return posted
 
     async def settle(self) -> None:
-        """Let the listeners finish their hand-overs, then deliver everything queued."""
+        """Let the listeners finish their hand-overs, then process due inbound events and deliver what is queued."""
         await self.listeners.idle(timeout=10)
-        await self.runtime.dispatcher.drain()
+        await self.runtime.drain()
 
     async def close(self) -> None:
+        await self.listeners.stop_catch_up()
         await self.listeners.idle(timeout=10)
         await self._runner.cleanup()
         await self._session.close()

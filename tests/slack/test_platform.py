@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -156,3 +157,98 @@ async def test_a_member_who_left_is_reported_in_the_thread(bot, fake_slack):
     assert driver.thread_texts(thread)[-1] == (
         "Could not deliver to the member: Slack refused chat.postMessage: the Slack user no longer exists "
         "(user_not_found)")
+
+
+@pytest.mark.parametrize(
+    ("failure", "unknown"),
+    [(dict(status=500, error="internal_error"), True), (dict(status=503, error="service_unavailable"), True),
+     (dict(error="fatal_error"), True), (dict(status=429), False), (dict(error="ratelimited"), False),
+     (dict(error="invalid_auth"), False), (dict(error="missing_scope"), False)],
+    ids=["500", "503", "fatal_error", "429-without-retry-after", "ratelimited", "invalid_auth", "missing_scope"],
+)
+async def test_platform_down_says_whether_the_post_may_have_arrived(platform, fake_slack, failure, unknown):
+    fake_slack.fail("chat.postMessage", **failure)
+    with pytest.raises(PlatformDown) as raised:
+        await platform.send(Address("slack", "DALICE", "UALICE"), Outbound("Hello"))
+    assert raised.value.outcome_unknown is unknown
+
+
+async def test_a_refused_connection_certainly_sent_nothing():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with aiohttp.ClientSession() as session:
+        from adapters.slack.settings import SlackSettings
+
+        settings = SlackSettings(_env_file=None, bot_token="xoxb-x", api_url=f"http://127.0.0.1:{port}/api/")
+        platform = SlackPlatform(web_client(settings, session))
+        with pytest.raises(PlatformDown) as raised:
+            await platform.send(Address("slack", "DALICE", "UALICE"), Outbound("Hello"))
+    assert raised.value.outcome_unknown is False
+
+
+async def test_a_dropped_connection_may_have_posted_and_is_not_sent_again_blindly():
+    """Slack read the request and the connection dropped before the answer: the SDK must not post again."""
+    requests = []
+
+    async def read_then_hang_up(reader, writer):
+        requests.append(await reader.read(65536))
+        writer.close()
+
+    listener = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            from adapters.slack.settings import SlackSettings
+
+            settings = SlackSettings(_env_file=None, bot_token="xoxb-x", api_url=f"http://127.0.0.1:{port}/api/")
+            platform = SlackPlatform(web_client(settings, session))
+            with pytest.raises(PlatformDown) as raised:
+                await platform.send(Address("slack", "DALICE", "UALICE"), Outbound("Hello", idempotency_key="k1"))
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert raised.value.outcome_unknown is True
+    assert len(requests) == 1, "the post was sent twice"
+
+
+async def test_find_sent_returns_the_ref_send_and_open_thread_returned(platform, fake_slack):
+    card = Outbound("a card", idempotency_key="outbox-1")
+    opened = await platform.open_thread(Address("slack", STAFF), card)
+    reply = Outbound("in the thread", idempotency_key="outbox-2")
+    posted = await platform.send(opened.address, reply)
+    dm = Outbound("to alice", idempotency_key="outbox-3")
+    sent = await platform.send(Address("slack", user="UALICE"), dm)
+    assert fake_slack.calls_to("chat.postMessage")[0].args["metadata"] == {
+        "event_type": "concierge_send", "event_payload": {"key": "outbox-1"}}
+    assert await platform.find_sent(Address("slack", STAFF), card, opens_thread=True) == opened
+    assert await platform.find_sent(opened.address, reply) == posted
+    assert await platform.find_sent(Address("slack", user="UALICE"), dm) == sent
+    # Not there: another key, a person's message with the same text, a message without a key.
+    fake_slack.write("DALICE", "UALICE", "to alice")
+    assert await platform.find_sent(Address("slack", "DALICE", "UALICE"), Outbound("to alice", idempotency_key="x")) is None
+    assert await platform.find_sent(opened.address, Outbound("in the thread", idempotency_key="outbox-1")) is None
+    assert await platform.find_sent(Address("slack", "DALICE", "UALICE"), Outbound("to alice")) is None
+    await platform.send(Address("slack", "DALICE", "UALICE"), Outbound("no key"))
+    assert "metadata" not in fake_slack.calls_to("chat.postMessage")[-1].args
+
+
+async def test_find_sent_reads_a_long_thread_to_its_end(platform, fake_slack):
+    fake_slack.max_page = 3
+    opened = await platform.open_thread(Address("slack", STAFF), Outbound("card", idempotency_key="c"))
+    for n in range(10):
+        await platform.send(opened.address, Outbound(f"reply {n}", idempotency_key=f"r{n}"))
+    found = await platform.find_sent(opened.address, Outbound("reply 9", idempotency_key="r9"))
+    assert found is not None and found.message_id == fake_slack.history(STAFF)[-1]["ts"]
+
+
+async def test_find_sent_looks_through_the_newest_fifty_messages_of_a_channel(platform, fake_slack):
+    fake_slack.max_page = 15  # as Slack pages history for apps outside the Marketplace
+    sent = await platform.send(Address("slack", "DALICE", "UALICE"), Outbound("the one", idempotency_key="k"))
+    for n in range(40):
+        fake_slack.write("DALICE", "UALICE", f"chatter {n}")
+    assert await platform.find_sent(Address("slack", "DALICE", "UALICE"), Outbound("the one", idempotency_key="k")) == sent
+    assert len(fake_slack.calls_to("conversations.history")) == 3  # 15 + 15 + 11
+    for n in range(10):
+        fake_slack.write("DALICE", "UALICE", f"more chatter {n}")
+    assert await platform.find_sent(Address("slack", "DALICE", "UALICE"), Outbound("the one", idempotency_key="k")) is None

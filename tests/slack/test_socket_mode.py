@@ -6,22 +6,28 @@ import asyncio
 import time
 import uuid
 
+import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from sqlmodel import select
 
 import adapters.slack
+from concierge.records import InboxItem
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import core_settings, envelope
 from tests.slack.test_http import wait_for
+from tests.slack.test_nothing_lost import database_down
 
 
-def events_api(event_id: str, text: str, retry_attempt: int = 0) -> dict:
-    ts = f"{time.time():.6f}"
-    event = {"type": "message", "channel": dm_channel("alice"), "user": user_id("alice"), "text": text, "ts": ts,
-             "event_ts": ts, "channel_type": "im"}
+def events_api(event_id: str, event: dict, retry_attempt: int = 0) -> dict:
+    """A Socket Mode envelope of the Events API around a message `event` (as `FakeSlack.write` returns it)."""
     return {"envelope_id": str(uuid.uuid4()), "type": "events_api", "accept_response_payload": False,
             "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "",
             "payload": envelope(event, event_id)}
+
+
+def alice_writes(fake, text: str) -> dict:
+    return fake.write(dm_channel("alice"), user_id("alice"), text)
 
 
 async def test_events_over_socket_mode_are_acknowledged_and_relayed_once(bot, fake_slack):
@@ -30,10 +36,11 @@ async def test_events_over_socket_mode_are_acknowledged_and_relayed_once(bot, fa
     handler = AsyncSocketModeHandler(bot.listeners.app, fake_slack.app_token)
     try:
         await handler.connect_async()
-        first = events_api("Ev0SOCKET", "Can I train twice a day?")
+        message = alice_writes(fake_slack, "Can I train twice a day?")
+        first = events_api("Ev0SOCKET", message)
         await fake_slack.deliver(first)
         assert await fake_slack.next_from_socket() == {"envelope_id": first["envelope_id"]}
-        again = events_api("Ev0SOCKET", "Can I train twice a day?", retry_attempt=1)
+        again = events_api("Ev0SOCKET", message, retry_attempt=1)
         await fake_slack.deliver(again)
         assert await fake_slack.next_from_socket() == {"envelope_id": again["envelope_id"]}
         await driver.settle()
@@ -72,7 +79,7 @@ async def test_run_connects_with_settings_from_the_environment(sqlite_url, fake_
     running = asyncio.create_task(adapters.slack.run(core_settings(sqlite_url)))
     try:
         await asyncio.wait_for(fake_slack.socket_connected.wait(), 5)
-        delivered = events_api("Ev0RUNSOCKET", "hello?")
+        delivered = events_api("Ev0RUNSOCKET", alice_writes(fake_slack, "hello?"))
         await fake_slack.deliver(delivered)
         assert await fake_slack.next_from_socket() == {"envelope_id": delivered["envelope_id"]}
         await wait_for(lambda: fake_slack.calls_to("chat.postMessage"))
@@ -81,3 +88,53 @@ async def test_run_connects_with_settings_from_the_environment(sqlite_url, fake_
         await asyncio.gather(running, return_exceptions=True)
     sent = fake_slack.calls_to("chat.postMessage")[0]
     assert sent.args["channel"] == dm_channel("alice") and "members of Peak Club" in sent.args["text"]
+
+
+async def test_socket_mode_acks_only_after_the_message_is_recorded(bot, fake_slack, monkeypatch):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    concierge = bot.runtime.concierge
+    receive = concierge.receive
+    committed: list[float] = []
+
+    async def slow_commit(event):  # a database that takes its time
+        await asyncio.sleep(0.3)
+        receipt = await receive(event)
+        committed.append(time.monotonic())
+        return receipt
+
+    monkeypatch.setattr(concierge, "receive", slow_commit)
+    handler = AsyncSocketModeHandler(bot.listeners.app, fake_slack.app_token)
+    try:
+        await handler.connect_async()
+        delivered = events_api("Ev0ACK", alice_writes(fake_slack, "Ice bath or not?"))
+        await fake_slack.deliver(delivered)
+        assert await fake_slack.next_from_socket() == {"envelope_id": delivered["envelope_id"]}
+        acked = time.monotonic()
+        assert committed and committed[0] <= acked, "acknowledged before the message was recorded"
+        rows = await bot.runtime.db.run(lambda session: session.exec(select(InboxItem)).all())
+        assert any(row.kind == "member_message" for row in rows)
+    finally:
+        await handler.close_async()
+
+
+async def test_socket_mode_sends_no_ack_while_the_database_cannot_record(bot, fake_slack, monkeypatch):
+    driver = SlackDriver(bot)
+    await setup_desk(driver)
+    handler = AsyncSocketModeHandler(bot.listeners.app, fake_slack.app_token)
+    message = alice_writes(fake_slack, "Is yoga training?")
+    try:
+        await handler.connect_async()
+        with monkeypatch.context() as patch:
+            database_down(patch, bot)
+            await fake_slack.deliver(events_api("Ev0NOACK", message))
+            with pytest.raises(asyncio.TimeoutError):
+                await fake_slack.next_from_socket(timeout=1)
+        again = events_api("Ev0NOACK", message, retry_attempt=1)  # Slack's retry of the unacknowledged event
+        await fake_slack.deliver(again)
+        assert await fake_slack.next_from_socket() == {"envelope_id": again["envelope_id"]}
+        await driver.settle()
+    finally:
+        await handler.close_async()
+    [thread] = driver.threads()
+    assert sum("yoga" in text for text in driver.thread_texts(thread)) == 1

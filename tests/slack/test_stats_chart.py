@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 
-from adapters.slack.listeners import FILE_IN_DM, FILE_NOT_SENT
+from adapters.slack.listeners import FILE_IN_DM
+from concierge.app import FILE_NOT_SENT
 from adapters.slack.manifest import METHOD_SCOPES
 from tests.slack.harness import ADMIN, STAFF
 
