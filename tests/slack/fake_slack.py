@@ -140,6 +140,8 @@ class FakeSlack:
         self.modals: dict[str, dict[str, Any]] = {}  # trigger id -> the modal views.open opened with it
         self.shared: list[Shared] = []
         self.histories: dict[str, list[dict[str, Any]]] = {}  # channel -> its messages, oldest first
+        # Called after a call was carried out and before it is answered (a test's "the bot dies now").
+        self.after_call: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
         self.dm_users: dict[str, str] = {}  # DM channel -> the person the bot talks with there
         self._last_ts = 0  # microseconds since the epoch of the newest ts handed out
         self._file_ids = itertools.count(1)
@@ -248,6 +250,8 @@ class FakeSlack:
         token = auth.removeprefix("Bearer ") if auth else str(args.pop("token", ""))
         status, body, headers = self._answer(method, args, token)
         self.calls.append(Call(method, args, token, status, body))
+        if self.after_call is not None:
+            self.after_call(method, args, body)
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(self, method: str, args: dict[str, Any], token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
