@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import discord
 from discord.ext import commands
@@ -44,7 +43,7 @@ def required_permissions() -> discord.Permissions:
         embed_links=True,  # the card is an embed
         create_public_threads=True,  # one thread per conversation, opened on its card
         send_messages_in_threads=True,  # relay member messages and notices into the thread
-        read_message_history=True,  # answer an expert as a reply to their message
+        read_message_history=True,  # read threads back after downtime; look for a post whose outcome was lost
     )
 
 
@@ -56,6 +55,7 @@ class ConciergeBot(commands.Bot):
         discord_settings: the DISCORD_* settings.
         platform: the `Platform` port the outbox sends through.
         runtime: the wired core (set by `create_bot`).
+        catch_up_task: the latest catch-up after a (re)connect (see `adapters.discord.catch_up`).
     """
 
     def __init__(self, settings: Settings, discord_settings: DiscordSettings, *, run_outbox: bool = True) -> None:
@@ -74,6 +74,7 @@ class ConciergeBot(commands.Bot):
         self.platform = DiscordPlatform(self, discord_settings)
         self.runtime: Runtime | None = None
         self.run_outbox = run_outbox
+        self.catch_up_task: asyncio.Task[None] | None = None
 
     @property
     def concierge(self):  # noqa: ANN201 - concierge.app.Concierge
@@ -119,10 +120,9 @@ class OutboxCog(commands.Cog):
         self._task = asyncio.create_task(self.bot.runtime.run_background(), name="concierge-background")
 
     async def cog_unload(self) -> None:
+        # A clean stop: the send and the event in flight finish and their outcomes are recorded.
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self.bot.runtime.stop_background(self._task)
 
 
 def create_bot(

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from typing import Any
 
+import aiohttp
 import discord
 
 from adapters.discord.cards import card_view, embed_for
 from adapters.discord.forms import form_modal
 from adapters.discord.limits import split_message
 from concierge.commands import CommandRegistry
-from concierge.inbound import FileAttachment, Inbound
+from concierge.inbound import FileAttachment, Form, Inbound, Reply
 from concierge.platform import Address, Card
 
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 REPLY_CHARS = 2000
-ALREADY_HANDLED = "Already done."
-FAILED = "Sorry, something went wrong on our side and nothing was changed. Please try again."
+FAILED = "Sorry, something went wrong on our side. Please try again."
 FILE_NOT_SENT = "Sorry, the chart could not be attached. Please try again in a minute."
 
 
@@ -44,35 +45,70 @@ def _parts(text: str) -> list[str]:
     return split_message(text, REPLY_CHARS) or ["(no answer)"]
 
 
-async def answer(interaction: discord.Interaction, event: Inbound) -> None:
-    """Give `event` to the core and answer the person privately with the core's reply.
+class InteractionResponder:
+    """The core's `Responder` for one interaction: private answers, a modal, the file kept for the answer.
 
-    Discord wants a first answer within 3 seconds: when the core has not replied by
+    Answers go as the interaction's response, or as follow-ups once it was deferred; a lock keeps
+    the deferral (`answer`'s 3-second rule) and the answer itself from both claiming the response.
+    """
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+        self.file: FileAttachment | None = None
+        self.shown = False
+        self._lock = asyncio.Lock()
+
+    async def show(self, reply: Reply) -> None:
+        async with self._lock:
+            self.shown = True
+            await send_private(self.interaction, reply.text, reply.card, self.file)
+
+    async def open_form(self, form: Form) -> bool:
+        async with self._lock:
+            if self.interaction.response.is_done():
+                return False  # deferred already: a modal must be the first answer
+            try:
+                await self.interaction.response.send_modal(form_modal(form))
+            except discord.HTTPException as error:
+                log.warning("Discord refused a form: %s", error)
+                return False
+            self.shown = True
+            return True
+
+    async def attach(self, file: FileAttachment) -> str:
+        self.file = file  # sent with the answer's last part (see `send_private`)
+        return ""
+
+    async def defer(self) -> None:
+        """Tell Discord the answer is coming ("thinking...", privately), unless it was given already."""
+        async with self._lock:
+            if not self.interaction.response.is_done():
+                await self.interaction.response.defer(ephemeral=True, thinking=True)
+
+
+async def answer(interaction: discord.Interaction, event: Inbound) -> None:
+    """Give `event` to the core (`Concierge.answer`) and let it answer the person privately.
+
+    Discord wants a first answer within 3 seconds: when the core has not answered by
     `interaction_defer_after_s`, the answer is deferred ("thinking...") and sent as a follow-up.
     """
     client: Any = interaction.client
-    work = asyncio.ensure_future(client.concierge.handle(event))
+    responder = InteractionResponder(interaction)
+    work = asyncio.ensure_future(client.concierge.answer(event, responder))
     done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
-    if not done:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-    card = attachment = form = None
-    try:
-        reply = await work
-        text = reply.text if reply is not None else ALREADY_HANDLED
-        card = getattr(reply, "card", None)
-        attachment = getattr(reply, "attachment", None)
-        form = getattr(reply, "form", None)
-    except Exception:
-        log.exception("the core failed on %s", type(event).__name__)
-        text = FAILED
-    if form is not None and not interaction.response.is_done():
-        # A modal must be the first answer; once deferred, the reply's text says what to type instead.
+    if not done and not responder.shown:
         try:
-            await interaction.response.send_modal(form_modal(form))
-            return
-        except discord.HTTPException as error:
-            log.warning("Discord refused a form: %s", error)
-    await send_private(interaction, text, card, attachment)
+            await responder.defer()
+        except (discord.HTTPException, aiohttp.ClientError, OSError):
+            log.warning("could not defer the answer to %s", type(event).__name__, exc_info=True)
+    try:
+        await work
+    except Exception:
+        # The core answers its own failures; this is Discord refusing the answer (or a bug here).
+        log.exception("could not answer %s", type(event).__name__)
+        if not responder.shown:
+            with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, OSError):
+                await send_private(interaction, FAILED)
 
 
 async def send_private(interaction: discord.Interaction, text: str, card: Card | None = None,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import OrderedDict
-from typing import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import discord
@@ -39,6 +41,7 @@ UNREACHABLE = {
     50278: "the bot shares no server with this user",
 }
 ARCHIVED_THREAD = 50083  # "operation cannot be performed on an archived thread"
+UNKNOWN_MESSAGE = 10008  # to a post with a nonce: the message of that nonce was deleted (a card taken back)
 THREAD_EXISTS = 160004  # "a thread has already been created for this message"
 OPENING_DMS_TOO_FAST = 40003
 DM_TOO_FAST_BACKOFF_S = 60.0
@@ -46,6 +49,19 @@ CLOUDFLARE_BACKOFF_S = 60.0  # a 429 without Discord's body: wait rather than ad
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_MENTIONED_USERS = 100  # Discord's limit for allowed_mentions.users
+NONCE_CHARS = 25  # Discord's limit for a message's nonce
+RECENT_MESSAGES = 50  # how far back `find_sent` looks in the target channel
+
+
+def nonce_for(key: str, part: int) -> str | None:
+    """The nonce of part `part` of the message with idempotency key `key` (None without a key).
+
+    Sent with `enforce_nonce`, Discord answers a repeated post of the same nonce within a few
+    minutes with the message it created the first time, instead of a copy.
+    """
+    if not key:
+        return None
+    return hashlib.sha256(f"{key}#{part}".encode()).hexdigest()[:NONCE_CHARS]
 
 
 def paged_users(message: Outbound) -> list[int]:
@@ -90,15 +106,19 @@ def neutral_error(error: BaseException) -> PlatformError:
             except (TypeError, ValueError):
                 return RateLimited(CLOUDFLARE_BACKOFF_S, detail)
         if status >= 500:
-            return PlatformDown(detail)
+            return PlatformDown(detail)  # Discord may have done it all the same: outcome unknown
         if status in (401, 403):
             # Token revoked or a permission missing in the staff channel: an admin can fix it, so
-            # the outbox retries with backoff (bounded), never in a tight loop.
+            # the outbox retries with backoff (bounded), never in a tight loop. Refused: not done.
             log.error("Discord refused a request: %s", detail)
-            return PlatformDown(detail)
+            return PlatformDown(detail, outcome_unknown=False)
         return Unreachable(detail)  # 400/404: this very request can never succeed
+    if isinstance(error, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+        # No connection was made: the request certainly did not arrive.
+        return PlatformDown(f"could not reach Discord: {type(error).__name__}", outcome_unknown=False)
     if isinstance(error, (aiohttp.ClientError, OSError, asyncio.TimeoutError)):
-        return PlatformDown(f"could not reach Discord: {type(error).__name__}")
+        # A timeout or a connection lost mid-request: Discord may have taken it.
+        return PlatformDown(f"lost the connection to Discord: {type(error).__name__}")
     raise TypeError(f"not a Discord error: {error!r}")
 
 
@@ -173,6 +193,9 @@ class DiscordPlatform:
     text never pings staff, @everyone or a role.
     Sends split over 2000 characters remember how far they got, so a retry after a failure in
     the middle continues instead of repeating the parts already posted.
+    Each part carries a nonce made from the outbox's idempotency key (`enforce_nonce`): a retry
+    within a few minutes gets Discord's first message back instead of a copy; later, `find_sent`
+    looks for the message in the channel before the outbox sends it again.
     """
 
     name = NAME
@@ -191,16 +214,9 @@ class DiscordPlatform:
 
     async def send(self, address: Address, message: Outbound) -> MessageRef:
         """Post into a thread, a channel or a DM; a user-only address opens the DM first."""
+        address, target = await self._target(address)
         if address.thread:
-            target = address.thread
             await self._unarchive_if_known_archived(target)
-        elif address.channel:
-            target = address.channel
-        elif address.user:
-            address = await self.open_dm(address)
-            target = address.channel
-        else:
-            raise Unreachable("an address with neither channel nor user")
         ids = await self._post_parts(target, message, in_thread=bool(address.thread))
         return MessageRef(address, ids[0])
 
@@ -210,13 +226,14 @@ class DiscordPlatform:
         The thread carries the card's title as its name; text past 2000 characters continues
         inside the thread. Discord gives a thread started from a message the message's id.
         """
-        key = ("thread", channel.channel, _fingerprint(message))
+        key = self._thread_key(channel, message)
         done = self._progress.setdefault(key, [])
+        self._trim_progress()
         parts = split_message(content_with_mentions(message)) or [""]
         async with neutral_errors():
             if not done:
                 starter = await self._create_message(channel.channel, parts[0], message, with_card=True,
-                                                     first=True)
+                                                     first=True, part=0)
                 done.append(str(starter["id"]))
             if len(done) < 2:
                 try:
@@ -241,7 +258,8 @@ class DiscordPlatform:
                 done.append(str(thread["id"]))
             thread_id = done[1]
             while len(done) - 2 < len(parts) - 1:
-                posted = await self._create_message(thread_id, parts[len(done) - 1], message, with_card=False)
+                index = len(done) - 1
+                posted = await self._create_message(thread_id, parts[index], message, with_card=False, part=index)
                 done.append(str(posted["id"]))
         self._progress.pop(key, None)
         return MessageRef(
@@ -275,6 +293,62 @@ class DiscordPlatform:
         async with neutral_errors():
             await self.http.edit_message(channel, ref.message_id, params=params)
 
+    async def tell(self, address: Address, message: Outbound) -> None:
+        """A word to a staff member where they wrote: a plain post in their thread, pinging nobody.
+
+        The staff channel is staff-only, so this is as private as Discord allows outside an
+        interaction. Not an outbox message: no nonce, no retry.
+        """
+        target = address.thread or address.channel
+        if not target:
+            raise Unreachable("an address with neither thread nor channel")
+        quiet = replace(message, mentions=(), idempotency_key="")
+        parts = split_message(quiet.text) or [""]
+        async with neutral_errors():
+            for index, part in enumerate(parts):
+                await self._create_message(target, part, quiet, with_card=index == 0,
+                                           in_thread=bool(address.thread), first=index == 0)
+
+    async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False
+                        ) -> MessageRef | None:
+        """The message an earlier attempt posted, when it arrived; None when it did not.
+
+        Discord keeps no nonce on a stored message, so this reads the target's recent messages
+        and looks among the bot's own posts after the last message by anyone else (one by someone
+        else after it would make it an older, identical message: sending again is the safe side,
+        and a retry within Discord's nonce window gets the first post back anyway), matching the
+        text of each part and the card's title and buttons.
+        When only some parts arrived, the next `send`/`open_thread` continues after them.
+        """
+        parts = split_message(content_with_mentions(message)) or [""]
+        if not opens_thread:
+            address, target = await self._target(address)
+            found = [str(data["id"]) for data in await self._find_parts(target, parts, message, with_card=True)]
+            if not found:
+                return None
+            if len(found) < len(parts):
+                log.info("%d of %d parts of a message had reached %s: sending the rest",
+                         len(found), len(parts), target)
+                self._progress[("post", target, _fingerprint(message))] = found
+                return None
+            return MessageRef(address, found[0])
+        cards = await self._find_parts(address.channel, parts[:1], message, with_card=True)
+        if not cards:
+            return None
+        card = cards[0]
+        done = [str(card["id"])]
+        thread = str(card["thread"]["id"]) if card.get("thread") else ""
+        if thread:
+            done.append(thread)
+            rest = await self._find_parts(thread, parts[1:], message, with_card=False)
+            done += [str(data["id"]) for data in rest]
+        if len(done) < len(parts) + 1:
+            # The card arrived, not all that goes with it: `open_thread` opens the thread or posts the rest.
+            log.info("a new conversation's card had reached %s, not all of it: completing it", address.channel)
+            self._progress[self._thread_key(address, message)] = done
+            return None
+        return MessageRef(Address(NAME, address.channel, address.user, thread, address.workspace), done[0])
+
     # What the event side tells the platform.
 
     def remember_dm(self, user: str, channel: str) -> None:
@@ -282,6 +356,21 @@ class DiscordPlatform:
         self.dm_channels.remember(user, channel)
 
     # Internals.
+
+    async def _target(self, address: Address) -> tuple[Address, str]:
+        """The address (its DM opened when only the user is known) and the channel id to post in."""
+        if address.thread:
+            return address, address.thread
+        if address.channel:
+            return address, address.channel
+        if address.user:
+            address = await self.open_dm(address)
+            return address, address.channel
+        raise Unreachable("an address with neither channel nor user")
+
+    @staticmethod
+    def _thread_key(channel: Address, message: Outbound) -> tuple:
+        return ("thread", channel.channel, _fingerprint(message))
 
     async def _post_parts(self, target: str, message: Outbound, *, in_thread: bool) -> list[str]:
         key = ("post", target, _fingerprint(message))
@@ -291,7 +380,8 @@ class DiscordPlatform:
         async with neutral_errors():
             while len(done) < len(parts):
                 data = await self._create_message(
-                    target, parts[len(done)], message, with_card=not done, in_thread=in_thread, first=not done
+                    target, parts[len(done)], message, with_card=not done, in_thread=in_thread, first=not done,
+                    part=len(done),
                 )
                 done.append(str(data["id"]))
         self._progress.pop(key, None)
@@ -299,13 +389,14 @@ class DiscordPlatform:
 
     async def _create_message(
         self, channel: str, content: str, message: Outbound, *, with_card: bool, in_thread: bool = False,
-        first: bool = False,
+        first: bool = False, part: int = 0,
     ) -> dict:
         """One part of `message`; only the first part (the one naming the paged users) may ping them."""
         card = message.card if with_card else None
-        if not content and card is None:
-            content = "(empty message)"
+        content = _part_content(content, card)
         embed = embed_for(card, message.text) if card else None
+
+        nonce = nonce_for(message.idempotency_key, part)
 
         async def post() -> dict:
             params = handle_message_parameters(
@@ -313,17 +404,57 @@ class DiscordPlatform:
                 embed=embed if embed is not None else discord.utils.MISSING,
                 view=card_view(card) if card else discord.utils.MISSING,
                 allowed_mentions=allowed_mentions_for(message) if first else NO_MENTIONS,
+                nonce=nonce,  # discord.py adds enforce_nonce with it
             )
             return await self.http.send_message(channel, params=params)
 
         try:
             return await post()
         except discord.HTTPException as error:
+            if nonce is not None and error.code == UNKNOWN_MESSAGE:
+                # The bot deleted what it posted under this nonce (a card that could not get its
+                # thread): Discord will not create that nonce again, so this post goes without.
+                nonce = None
+                return await post()
             if not (in_thread and error.code == ARCHIVED_THREAD):
                 raise
         # The thread archived itself after a quiet spell; open it again and post.
         await self.http.edit_channel(channel, archived=False)
         return await post()
+
+    async def _find_parts(self, target: str, parts: list[str], message: Outbound, *,
+                          with_card: bool) -> list[dict[str, Any]]:
+        """The leading `parts` of `message` among the bot's last posts in `target`, as Discord has them.
+
+        Only the bot's posts after the last message by anyone else count (see `find_sent`); the
+        newest run that starts with the first part is taken.
+        """
+        if not parts:
+            return []
+        async with neutral_errors():
+            recent = await self.http.logs_from(target, RECENT_MESSAGES)  # newest first
+        own: list[dict[str, Any]] = []
+        for data in recent:
+            if not self._by_me(data):
+                break  # someone wrote after this: what came before is older than our attempt
+            own.append(data)
+        own.reverse()  # oldest first
+        card = message.card if with_card else None
+        expected = [(_part_content(part, card if index == 0 else None), card if index == 0 else None)
+                    for index, part in enumerate(parts)]
+        for start in range(len(own) - 1, -1, -1):
+            found: list[dict[str, Any]] = []
+            for data, (content, part_card) in zip(own[start:], expected):
+                if not _matches(data, content, part_card, message.text):
+                    break
+                found.append(data)
+            if found:
+                return found
+        return []
+
+    def _by_me(self, data: dict[str, Any]) -> bool:
+        me = self.client.user.id if self.client.user else self.client.application_id
+        return str((data.get("author") or {}).get("id")) == str(me)
 
     async def _unarchive_if_known_archived(self, thread_id: str) -> None:
         thread = self.client.get_channel(int(thread_id)) if thread_id.isdigit() else None
@@ -334,6 +465,28 @@ class DiscordPlatform:
     def _trim_progress(self, capacity: int = 1000) -> None:
         while len(self._progress) > capacity:
             self._progress.popitem(last=False)
+
+
+def _part_content(content: str, card) -> str:  # noqa: ANN001 - Card | None
+    """What a part's content is when posted (a part with neither text nor card still says something)."""
+    return "(empty message)" if not content and card is None else content
+
+
+def _matches(data: dict[str, Any], content: str, card, text: str) -> bool:  # noqa: ANN001 - Card | None
+    """Whether a posted message is this part: its text, and for the card part its title and buttons."""
+    if (data.get("content") or "").strip() != content.strip():
+        return False
+    if card is None:
+        return True
+    embed = embed_for(card, text)
+    titles = [item.get("title") or "" for item in data.get("embeds") or []]
+    if embed is not None and titles[:1] != [embed.title or ""]:
+        return False
+    view = card_view(card)
+    wanted = [item.custom_id for item in view.children] if view is not None else []
+    posted = [component.get("custom_id") for row in data.get("components") or []
+              for component in row.get("components") or []]
+    return posted == wanted
 
 
 def _fingerprint(message: Outbound) -> tuple:

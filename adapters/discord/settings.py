@@ -39,6 +39,11 @@ class DiscordSettings(BaseSettings):
     interaction_defer_after_s: float = Field(
         default=2.0, gt=0.0, description="Defer an interaction answer still not ready after this (Discord allows 3 s)."
     )
+    catch_up_retry_s: float = Field(
+        default=10.0, gt=0.0,
+        description="After a message could not be recorded (database down), read its channel back this soon; "
+        "doubled on each failure up to 5 minutes.",
+    )
     sync_commands: bool = Field(default=True, description="Sync the /concierge commands at startup when they differ.")
 
     @field_validator("thread_archive_minutes")

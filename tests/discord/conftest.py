@@ -13,9 +13,12 @@ from tests.discord.harness import DiscordWorld
 
 
 @pytest.fixture
-async def fake():
-    """Discord's REST API on a loopback port; discord.py talks to it while the test runs."""
-    server = FakeDiscord()
+async def fake(clock):
+    """Discord's REST API on a loopback port; discord.py talks to it while the test runs.
+
+    Its ids are snowflakes of the test's clock, so messages are written when the test says.
+    """
+    server = FakeDiscord(clock)
     base = await server.start()
     original = discord.http.Route.BASE
     discord.http.Route.BASE = base

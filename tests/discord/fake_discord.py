@@ -9,6 +9,15 @@ A message with files comes as multipart/form-data (`payload_json` and `files[n]`
 sends it): the JSON part is recorded as the body, the files beside it (`Call.files`, and an
 interaction answer's `files`, see `answer_files`).
 
+Channels keep a history (`GET /channels/{id}/messages`, newest first, with `after`, `before`,
+`around` and `limit` as Discord reads them): the bot's posts and what people wrote, including
+messages written while the bot was away (`write`, no gateway event). A post with a `nonce` and
+`enforce_nonce` repeated within `NONCE_WINDOW` returns the first message instead of a copy, and
+stored messages do not show their nonce (as on Discord). `accept_then_fail` makes a request take
+effect and still answer with an error (a post whose outcome the bot cannot know).
+Ids are snowflakes of the test's clock, so a message's time (`Message.created_at`) is the time
+the test says it is.
+
 It also serves a minimal gateway websocket (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeat
 acks, then pushed events) so one test can run the bot exactly as `concierge run` does.
 """
@@ -20,7 +29,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -29,6 +38,8 @@ TIMESTAMP = "2026-11-25T09:00:00.000000+00:00"
 EVERYTHING = str((1 << 50) - 1)
 BOT_ROLE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 16) | (1 << 35) | (1 << 38)
 MESSAGE_CONTENT_FLAG = 1 << 18  # GATEWAY_MESSAGE_CONTENT
+DISCORD_EPOCH_MS = 1_420_070_400_000
+NONCE_WINDOW = timedelta(minutes=3)  # Discord: "a few minutes"
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Failure:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int
+    after: bool = False  # the request takes effect, then the error is the answer
 
 
 @dataclass
@@ -96,11 +108,19 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
                         headers={"Content-Type": "application/json", **(headers or {})})
 
 
-class FakeDiscord:
-    """Discord's REST API on 127.0.0.1, port 0, with the objects of one guild and its staff channel."""
+def snowflake_time(snowflake: int) -> datetime:
+    return datetime.fromtimestamp(((snowflake >> 22) + DISCORD_EPOCH_MS) / 1000, tz=timezone.utc)
 
-    def __init__(self) -> None:
-        self._ids = itertools.count(1_300_000_000_000_000_000)
+
+class FakeDiscord:
+    """Discord's REST API on 127.0.0.1, port 0, with the objects of one guild and its staff channel.
+
+    `clock` (anything with `now()`) dates the ids it hands out; real time when None.
+    """
+
+    def __init__(self, clock=None) -> None:  # noqa: ANN001
+        self.clock = clock
+        self._last_id = 0
         self.token = "fake-token"
         self.application_id = self.new_id()
         self.bot = user_payload(self.application_id, "Concierge", bot=True)  # a bot's user id is its app id
@@ -117,6 +137,8 @@ class FakeDiscord:
         self.threads: dict[int, Thread] = {}
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
         self.messages: dict[int, dict[str, Any]] = {}  # every message the bot posted, by id
+        self.written: dict[int, dict[str, Any]] = {}  # what people wrote in DMs and threads, by id
+        self._nonces: dict[str, tuple[int, datetime]] = {}  # the bot's recent nonces: message id, when
         self.gateway_events: list[tuple[str, dict[str, Any]]] = []
         self.answers: dict[int, list[dict[str, Any]]] = {}  # interaction id -> callback and follow-up bodies
         self._answered: dict[int, asyncio.Event] = {}
@@ -137,6 +159,7 @@ class FakeDiscord:
             ("PATCH", r"/channels/(\d+)/messages/(\d+)", self._edit_message),
             ("DELETE", r"/channels/(\d+)/messages/(\d+)", self._delete_message),
             ("POST", r"/channels/(\d+)/messages/(\d+)/threads", self._start_thread),
+            ("GET", r"/channels/(\d+)/messages", self._get_messages),
             ("GET", r"/channels/(\d+)", self._get_channel),
             ("PATCH", r"/channels/(\d+)", self._edit_channel),
             ("POST", r"/users/@me/channels", self._open_dm),
@@ -171,8 +194,14 @@ class FakeDiscord:
 
     # What tests set up and read.
 
+    def now(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.now(timezone.utc)
+
     def new_id(self) -> int:
-        return next(self._ids)
+        """A snowflake of now (by the clock), larger than every id handed out before."""
+        now_ms = int(self.now().timestamp() * 1000)
+        self._last_id = max(self._last_id + 1, (now_ms - DISCORD_EPOCH_MS) << 22)
+        return self._last_id
 
     def add_user(self, name: str) -> dict[str, Any]:
         user = user_payload(self.new_id(), name)
@@ -199,6 +228,13 @@ class FakeDiscord:
         """Answer the next `times` requests matching method and path (a regex) with an error."""
         self._failures.append(Failure(method, re.compile(path_pattern), status, body or {}, headers or {}, times))
 
+    def accept_then_fail(self, method: str, path_pattern: str, status: int = 500,
+                         body: dict[str, Any] | None = None, *, times: int = 1) -> None:
+        """Carry out the next `times` matching requests, then answer them with an error all the same."""
+        self._failures.append(Failure(method, re.compile(path_pattern), status,
+                                      body or {"message": "500: Internal Server Error", "code": 0}, {}, times,
+                                      after=True))
+
     def rate_limit(self, method: str, path_pattern: str, retry_after: float) -> None:
         self.fail(method, path_pattern, 429,
                   {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
@@ -222,6 +258,25 @@ class FakeDiscord:
             elif call.method == "POST" and call.path.endswith("/callback") and call.json["type"] in (4, 7):
                 bodies.append((call, call.json["data"]))
         return bodies
+
+    def write(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Keep what a person wrote in its channel's history (the gateway event, if any, is the test's)."""
+        self.written[int(message["id"])] = message
+        return message
+
+    def history(self, channel_id: int) -> list[dict[str, Any]]:
+        """Everything in a channel, thread or DM, oldest first, as `GET .../messages` serves it."""
+        kept = [message for message in (*self.messages.values(), *self.written.values())
+                if int(message["channel_id"]) == channel_id]
+        return [self._served(message) for message in sorted(kept, key=lambda message: int(message["id"]))]
+
+    def _served(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A stored message as Discord serves it: no nonce any more; the thread started on it, if any."""
+        served = {key: value for key, value in message.items() if key != "nonce"}
+        thread = self.threads.get(int(message["id"]))
+        if thread is not None:
+            served["thread"] = thread.payload
+        return served
 
     def posts_in(self, channel_id: int) -> list[dict[str, Any]]:
         """Messages the bot posted in a channel, thread or DM, oldest first."""
@@ -285,8 +340,9 @@ class FakeDiscord:
                         components: list | None = None, attachments: list | None = None,
                         reference: dict | None = None) -> dict[str, Any]:
         channel = self.channels.get(channel_id) or self.threads.get(channel_id, Thread({})).payload
-        data = {"id": str(message_id or self.new_id()), "channel_id": str(channel_id), "author": author,
-                "content": content, "timestamp": datetime.now(timezone.utc).isoformat(), "edited_timestamp": None,
+        message_id = message_id or self.new_id()
+        data = {"id": str(message_id), "channel_id": str(channel_id), "author": author,
+                "content": content, "timestamp": snowflake_time(message_id).isoformat(), "edited_timestamp": None,
                 "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
                 "attachments": attachments or [], "embeds": embeds or [], "pinned": False, "type": 0, "flags": 0,
                 "components": components or []}
@@ -312,18 +368,25 @@ class FakeDiscord:
             payload = json.loads(body) if body and request.content_type == "application/json" else None
         request[FILES] = files
         self.calls.append(Call(request.method, path, payload, dict(request.query), files))
+        late: Failure | None = None
         for failure in self._failures:
             if failure.times > 0 and failure.method == request.method and failure.pattern.fullmatch(path):
                 failure.times -= 1
-                return _json(failure.body, status=failure.status, headers=failure.headers)
+                if not failure.after:
+                    return _json(failure.body, status=failure.status, headers=failure.headers)
+                late = failure
+                break
         if request.headers.get("Authorization") != f"Bot {self.token}" and not path.startswith(
                 ("/interactions/", "/webhooks/")):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         for method, pattern, handler in self._routes:
             match = re.fullmatch(pattern, path)
             if match and method == request.method:
-                return await handler(payload, request, *(int(part) if part.isdigit() else part
-                                                        for part in match.groups()))
+                response = await handler(payload, request, *(int(part) if part.isdigit() else part
+                                                            for part in match.groups()))
+                if late is not None:
+                    return _json(late.body, status=late.status, headers=late.headers)
+                return response
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
     @staticmethod
@@ -355,11 +418,41 @@ class FakeDiscord:
             return self._error(400, 50083, "Thread is archived")
         if channel_id not in self.channels and channel_id not in self.threads:
             return self._error(404, 10003, "Unknown Channel")
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            earlier = self._nonces.get(str(nonce))
+            if earlier is not None and self.now() - earlier[1] < NONCE_WINDOW:
+                if earlier[0] not in self.messages:  # created, then deleted: Discord does not create it again
+                    return self._error(404, 10008, "Unknown Message")
+                return _json(self.messages[earlier[0]])
         message = self.message_payload(channel_id, self.bot, payload.get("content") or "",
                                        embeds=payload.get("embeds"), components=payload.get("components"),
                                        reference=payload.get("message_reference"))
+        if nonce is not None:
+            message["nonce"] = str(nonce)
+            self._nonces[str(nonce)] = (int(message["id"]), self.now())
         self.messages[int(message["id"])] = message
         return _json(message)
+
+    async def _get_messages(self, payload, request, channel_id) -> web.Response:
+        if channel_id not in self.channels and channel_id not in self.threads:
+            return self._error(404, 10003, "Unknown Channel")
+        query = request.query
+        limit = int(query.get("limit", 50))
+        if not 1 <= limit <= 100:
+            return self._error(400, 50035, "Invalid Form Body")
+        messages = self.history(channel_id)  # oldest first
+        if "around" in query:
+            around = int(query["around"])
+            older = [m for m in messages if int(m["id"]) <= around][-((limit + 1) // 2):]
+            newer = [m for m in messages if int(m["id"]) > around][:limit // 2]
+            chosen = older + newer
+        elif "after" in query:  # the `limit` messages right after `after`
+            chosen = [m for m in messages if int(m["id"]) > int(query["after"])][:limit]
+        else:  # the `limit` messages right before `before` (or the newest)
+            before = int(query["before"]) if "before" in query else None
+            chosen = [m for m in messages if before is None or int(m["id"]) < before][-limit:]
+        return _json(list(reversed(chosen)))  # Discord lists newest first
 
     async def _edit_message(self, payload, request, channel_id, message_id) -> web.Response:
         message = self.messages.get(message_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-from datetime import datetime, timezone
 from typing import Any
 
 import discord
@@ -112,6 +111,36 @@ class DiscordWorld:
         await self.stop()
         return await self.start()
 
+    async def ready(self) -> None:
+        """A gateway session begins (as after a start, or a reconnect that could not resume): READY,
+        the guild, `on_ready`; waits for the catch-up it starts, then settles."""
+        await self.caught_up(self.connect())
+
+    def connect(self, guild_ready_timeout: float = 0.01) -> Any:
+        """READY and the guild, as the gateway sends them; `on_ready` follows after `guild_ready_timeout`
+        (discord.py waits that long for more guilds). Returns what `caught_up` waits on."""
+        bot = self.bot
+        bot._connection.guild_ready_timeout = guild_ready_timeout
+        before = bot.catch_up_task
+        self.gateway("READY", {
+            "v": 10, "user": self.fake.bot, "session_id": "fake-session", "resume_gateway_url": "",
+            "guilds": [{"id": str(self.fake.guild_id), "unavailable": True}], "private_channels": [],
+            "application": {"id": str(self.fake.application_id), "flags": self.fake.application_flags}})
+        self.gateway("GUILD_CREATE", self.fake.guild_payload())
+        return before
+
+    async def caught_up(self, before: Any = None, timeout: float = 10.0) -> None:
+        """Wait until a catch-up newer than `before` ran to its end, then settle."""
+        bot = self.bot
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while bot.catch_up_task is None or bot.catch_up_task is before or not bot.catch_up_task.done():
+            if loop.time() > deadline:
+                raise AssertionError("the catch-up did not run to its end")
+            await asyncio.sleep(0.01)
+        bot.catch_up_task.result()
+        await self.settle()
+
     def gateway(self, event: str, data: dict[str, Any]) -> None:
         """Hand one gateway event to discord.py, as its websocket does."""
         self.bot._connection.parsers[event](data)
@@ -123,7 +152,7 @@ class DiscordWorld:
             events = self.fake.take_gateway_events()
             for name, data in events:
                 self.gateway(name, data)
-            sent = await self.bot.runtime.dispatcher.drain()
+            sent = await self.bot.runtime.drain()
             if not events and not sent:
                 await quiesce()
                 return
@@ -142,36 +171,49 @@ class DiscordWorld:
     def dm_channel(self, name: str) -> int:
         return self.fake.dm_channel_of(self.user_id(name))
 
+    def dm_offline(self, name: str, text: str) -> dict[str, Any]:
+        """`name` writes the bot a direct message while it is away: in the DM's history, no gateway event."""
+        return self.fake.write(self.fake.message_payload(self.dm_channel(name), self.person(name), text))
+
     async def dm(self, name: str, text: str, *, message_id: int | None = None,
                  attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """`name` sends the bot a direct message (MESSAGE_CREATE without a guild)."""
+        """`name` sends the bot a direct message (MESSAGE_CREATE without a guild; kept in the DM's history)."""
         message = self.fake.message_payload(self.dm_channel(name), self.person(name), text,
                                             message_id=message_id, attachments=attachments)
+        self.fake.write(message)
         self.gateway("MESSAGE_CREATE", message)
         await quiesce()
         return message
 
     async def edit_dm(self, message: dict[str, Any], text: str) -> None:
-        """The author edits a DM (MESSAGE_UPDATE with an edited timestamp)."""
-        edited = {**message, "content": text, "edited_timestamp": datetime.now(timezone.utc).isoformat()}
+        """The author edits a DM (MESSAGE_UPDATE with an edited timestamp, by the test's clock)."""
+        edited = {**message, "content": text, "edited_timestamp": self.fake.now().isoformat()}
+        self.fake.write(edited)
         self.gateway("MESSAGE_UPDATE", edited)
         await quiesce()
 
-    async def write_in_thread(self, name: str, thread_id: int, text: str, *,
-                              author: dict[str, Any] | None = None) -> dict[str, Any]:
-        """`name` writes in a guild thread (MESSAGE_CREATE with guild and member)."""
+    def thread_message(self, name: str, thread_id: int, text: str, *,
+                       author: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What `name` writes in a guild thread, kept in its history (the gateway event is the caller's)."""
         user = author or self.person(name)
         message = self.fake.message_payload(thread_id, user, text)
         message["guild_id"] = str(self.fake.guild_id)
         message["member"] = {key: value for key, value in member_payload(user).items() if key != "user"}
+        return self.fake.write(message)
+
+    async def write_in_thread(self, name: str, thread_id: int, text: str, *,
+                              author: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`name` writes in a guild thread (MESSAGE_CREATE with guild and member)."""
+        message = self.thread_message(name, thread_id, text, author=author)
         self.gateway("MESSAGE_CREATE", message)
         await quiesce()
+        await self.bot.concierge.told()  # its word to the writer, if any, is said off the event's path
         return message
 
-    def bot_replies_to(self, message: dict[str, Any]) -> list[str]:
-        """Texts the bot posted as replies to `message`."""
-        return [posted["content"] for posted in self.fake.messages.values()
-                if str((posted.get("message_reference") or {}).get("message_id")) == message["id"]]
+    def bot_posts_after(self, message: dict[str, Any]) -> list[str]:
+        """Texts the bot posted in `message`'s channel after it (e.g. its word to a staff member)."""
+        return [posted["content"] for posted in self.fake.posts_in(int(message["channel_id"]))
+                if int(posted["id"]) > int(message["id"])]
 
     def channel_payload(self, thread_id: int | None = None) -> dict[str, Any]:
         if thread_id is not None:

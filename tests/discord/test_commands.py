@@ -7,6 +7,7 @@ import pytest
 from discord import app_commands
 
 from adapters.discord.slash import ROOT, _describe, build_group, local_payload
+from concierge.app import FAILED
 from concierge.command_set import REGISTRY
 from concierge.commands import Command, CommandRegistry, Param
 from concierge.inbound import Reply
@@ -233,3 +234,21 @@ async def test_a_redelivered_button_press_is_applied_once(world):
     texts = sorted(answer_text(answer) for answer in world.fake.answers[int(payload["id"])])
     assert texts == ["Already done.", "You claimed conversation 1."]
     assert world.thread_texts(thread).count("Claimed by bob.") == 1
+
+
+async def test_a_command_the_core_cannot_apply_is_answered_privately_that_nothing_changed(world):
+    db = world.bot.runtime.db
+    tries = []
+
+    async def down(work):  # noqa: ANN001, ANN202
+        tries.append(work)
+        raise ConnectionError("the database is unreachable")
+
+    db.run = down
+    try:
+        answer = await world.slash("admin", f"member add <@{world.user_id('carol')}> premium carol")
+    finally:
+        del db.run
+    assert is_private(answer) and answer_text(answer) == FAILED
+    assert len(tries) == 3, "the core tried again before giving up"
+    assert (await world.slash("admin", "member list")).get("data", {}).get("content", "").startswith("No members")

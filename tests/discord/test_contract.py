@@ -38,8 +38,8 @@ class DiscordDriver:
 
     async def staff_writes(self, person, thread, text):
         message = await self.world.write_in_thread(person, int(thread), text)
-        replies = self.world.bot_replies_to(message)
-        return replies[-1] if replies else None
+        told = self.world.bot_posts_after(message)  # its word to staff, in the thread (the outbox has not run)
+        return told[-1] if told else None
 
     async def command(self, person, text, *, thread=None):
         answer = await self.world.slash(person, text, thread_id=int(thread) if thread else None)

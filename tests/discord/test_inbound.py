@@ -103,7 +103,7 @@ async def test_a_non_expert_in_the_thread_is_told_privately_and_nothing_is_relay
     message = await world.write_in_thread("mallory", thread, "I can answer that!")
     await world.settle()
     assert world.dms("alice") == []
-    assert world.bot_replies_to(message) == ["Only experts can answer members; your message was not relayed."]
+    assert world.bot_posts_after(message) == ["Only experts can answer members; your message was not relayed."]
 
 
 async def test_after_a_restart_a_thread_missing_from_the_cache_is_looked_up_once(world):

@@ -7,11 +7,13 @@ import contextlib
 
 import pytest
 import yarl
+from sqlmodel import select
 from discord.gateway import DiscordWebSocket
 
 import adapters.discord as adapter
 import scheduling
 from adapters.discord.bot import intents
+from concierge.records import Conversation
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_text, member_payload
 from tests.discord.harness import DiscordWorld
@@ -35,6 +37,7 @@ def gateway(fake, monkeypatch):
 async def test_concierge_run_relays_a_conversation_over_the_gateway(fake, gateway, database_url, monkeypatch,
                                                                     tmp_path, clock):
     monkeypatch.chdir(tmp_path)  # no .env
+    fake.clock = None  # the bot runs on real time here: so do Discord's ids
     monkeypatch.setenv("DISCORD_TOKEN", fake.token)
     monkeypatch.setenv("DISCORD_GUILD_ID", str(fake.guild_id))
     admin, settings = discord_settings_for(fake, database_url)
@@ -69,6 +72,9 @@ async def test_concierge_run_relays_a_conversation_over_the_gateway(fake, gatewa
         fake.emit("MESSAGE_CREATE", fake.message_payload(people.dm_channel("alice"), alice, "Carbs before a race?"))
         await eventually(lambda: fake.staff_threads())  # the outbox loop delivered on its own
         [thread] = fake.staff_threads()
+        # Discord opened the thread; an expert can answer in it once the bot recorded that.
+        await eventually(lambda: runtime.db.run_sync(
+            lambda session: session.exec(select(Conversation.staff_thread)).first()) == str(thread))
 
         bob = people.person("bob")
         reply = fake.message_payload(thread, bob, "Yes, two hours before.")

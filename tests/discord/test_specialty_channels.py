@@ -95,7 +95,7 @@ async def test_chatter_in_a_specialty_channel_outside_threads_is_not_relayed(tra
     await enrol(world)
     message = await world.write_in_thread("bob", channel, "coffee, anyone?")  # the channel itself
     await world.settle()
-    assert world.bot_replies_to(message) == [] and world.dms("alice") == []
+    assert world.bot_posts_after(message) == [] and world.dms("alice") == []
 
 
 async def test_startup_and_doctor_check_every_specialty_channel(training):
