@@ -38,6 +38,7 @@ from concierge.inbox import (
     record,
     staff_notice,
 )
+from concierge.membership import known_specialties, tier_names
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address, Outbound, Platform, PlatformError
 from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
@@ -241,6 +242,16 @@ class Concierge:
         """What `user`'s home page shows (Slack's App Home)."""
         now = self.clock.now()
         return await self.db.run(lambda session: home_of(session, self.settings, platform, user, now))
+
+    async def suggestions(self, option: str, prefix: str) -> list[str]:
+        """Values the database knows for a command option (`tier`: the tiers; else the specialties)
+        that start with `prefix` (autocomplete)."""
+
+        def known(session: Session) -> list[str]:
+            return tier_names(session) if option == "tier" else known_specialties(session)
+
+        values = await self.db.run(known)
+        return [value for value in values if value.lower().startswith(prefix.lower())]
 
     # Catch-up.
 

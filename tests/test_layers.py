@@ -15,14 +15,21 @@ FORBIDDEN = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
+# Adapters translate and render: the records and SQL stay in the core, behind its services.
+FORBIDDEN_IN_ADAPTERS = {"sqlmodel", "sqlalchemy", "concierge.records"}
+
+
+def imported_modules(path: Path, *, dotted: bool = False) -> set[str]:
+    """The modules a file imports: top-level names, or (`dotted`) the full dotted names."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name if dotted else alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.add(node.module if dotted else node.module.split(".")[0])
+            if dotted:  # `from concierge import records`
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -37,7 +44,20 @@ def test_layer_imports_only_what_it_may(layer):
     assert offending == {}
 
 
+def test_adapters_import_no_records_and_no_sql():
+    files = sorted((ROOT / "adapters").rglob("*.py"))
+    offending = {}
+    for path in files:
+        names = {name for name in imported_modules(path, dotted=True)
+                 if name in FORBIDDEN_IN_ADAPTERS or name.split(".")[0] in {"sqlmodel", "sqlalchemy"}}
+        if names:
+            offending[str(path.relative_to(ROOT))] = sorted(names)
+    assert offending == {}
+
+
 def test_the_check_sees_a_forbidden_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\nfrom slack_bolt.async_app import AsyncApp\nimport discord.ui\n")
     assert {"slack_bolt", "discord"} <= imported_modules(sample)
+    sample.write_text("from concierge.records import Member\nfrom concierge import records\n")
+    assert {"concierge.records"} <= imported_modules(sample, dotted=True)

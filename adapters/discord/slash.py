@@ -14,7 +14,6 @@ from adapters.discord.interactions import address_of, answer, raw_tokens, send_p
 from concierge.command_set import REGISTRY
 from concierge.commands import Command, CommandRegistry, Param
 from concierge.inbound import CommandInvoked
-from concierge.membership import known_specialties, tier_names
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +184,7 @@ class SlashCog(commands.Cog):
         await answer(interaction, CommandInvoked(str(interaction.id), address_of(interaction), tokens))
 
     async def suggest(self, interaction: discord.Interaction, option: str, prefix: str) -> list[str]:
-        def known(session) -> list[str]:  # noqa: ANN001
-            if option == "tier":
-                return tier_names(session)
-            return known_specialties(session)
-
-        values = await self.bot.runtime.db.run(known)
-        return [value for value in values if value.lower().startswith(prefix)]
+        return await self.bot.concierge.suggestions(option, prefix)
 
     async def sync_if_changed(self) -> bool:
         """Push the commands to Discord when its copy differs; True when it synced."""
