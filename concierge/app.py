@@ -298,6 +298,7 @@ class Concierge:
             actor=actor_name(session, self.settings, platform, user),
             event_id=f"{platform}:{event.event_id}",
             via=via,
+            names=dict(getattr(event, "names", ())),
         )
         return self.registry.execute(session, invocation, tuple(tokens))
 

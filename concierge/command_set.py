@@ -14,7 +14,7 @@ from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.errors import Refused
 from concierge.inbound import FileAttachment, Form, Reply
 from concierge.platform import Button, Card
-from concierge.people import Role, expert_of, member_of
+from concierge.people import Role, clean_name, expert_of, member_of
 from concierge.records import Conversation, Expert, Message, Tier
 from concierge.stats import DeskStats, chart_png, collect, render_text
 from concierge.waiting import open_queue, render_queue
@@ -58,9 +58,9 @@ def _help(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
 
 def _member_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     platform, user = _user(inv, args["user"])
-    name = args["name"] or user
     member = membership.enrol_member(session, inv.ctx, platform=platform, user=user, tier=args["tier"],
-                                     name=name, actor=inv.actor)
+                                     name=clean_name(args["name"] or inv.names.get(user), user),
+                                     name_source="admin" if args["name"] else "platform", actor=inv.actor)
     return f"{member.display_name} is now a {args['tier']} member."
 
 
@@ -108,8 +108,8 @@ def _member_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str
 
 def _expert_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     platform, user = _user(inv, args["user"])
-    expert = membership.add_expert(session, inv.ctx, platform=platform, user=user,
-                                   specialties=args["specialties"], name=args["name"] or user, actor=inv.actor)
+    expert = membership.add_expert(session, inv.ctx, platform=platform, user=user, specialties=args["specialties"],
+                                   name=clean_name(args["name"] or inv.names.get(user), user), actor=inv.actor)
     return f"{expert.display_name} answers {', '.join(args['specialties'])} questions."
 
 

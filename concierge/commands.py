@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sqlmodel import Session
@@ -54,6 +54,7 @@ class Invocation:
     actor: str
     event_id: str
     via: str = "command"  # or "button", "form"
+    names: dict[str, str] = field(default_factory=dict)  # user id -> display name, as the platform shows it
 
 
 Handler = Callable[[Session, Invocation, dict[str, Any]], "str | Reply"]

@@ -54,6 +54,9 @@ class CommandInvoked:
     event_id: str
     address: Address
     tokens: tuple[str, ...]
+    # Display names the adapter resolved for people the command names (user id, name): an
+    # admin who enrols `@alice` without a name gets Alice's platform name, not her id.
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ def event_from_dict(data: dict) -> Inbound:
         values["written_at"] = datetime.fromisoformat(values["written_at"])
     if "tokens" in values:
         values["tokens"] = tuple(values["tokens"])
+    if "names" in values:
+        values["names"] = tuple(tuple(pair) for pair in values["names"])
     return kind(**values)
 
 

@@ -34,9 +34,13 @@ def _identity(session: Session, platform: str, user: str) -> PlatformIdentity:
 
 
 def enrol_member(
-    session: Session, ctx: Context, *, platform: str, user: str, tier: str, name: str, actor: str
+    session: Session, ctx: Context, *, platform: str, user: str, tier: str, name: str, actor: str,
+    name_source: str = "admin",
 ) -> Member:
-    """Enrol (or re-enrol) the platform user as a member of `tier`."""
+    """Enrol (or re-enrol) the platform user as a member of `tier`.
+
+    `name_source` "platform": the name is the platform's display name, refreshed when it changes.
+    """
     identity = _identity(session, platform, user)
     tier_record = tier_named(session, tier)
     member = session.get(Member, identity.member_id) if identity.member_id else None
@@ -50,6 +54,7 @@ def enrol_member(
     member.active = True
     member.tier_id = tier_record.id
     member.display_name = name
+    member.name_source = name_source
     audit(session, ctx, actor, "member.add", member_id=member.id, tier=tier)
     return member
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -54,6 +55,25 @@ _EXPERT_BY_USER = (
     .where(_IDENTITIES.c.platform == bindparam("platform"), _IDENTITIES.c.user_id == bindparam("user"),
            _EXPERTS.c.active)
 )
+
+
+NAME_CHARS = 80
+
+
+def clean_name(raw: str | None, fallback: str = "") -> str:
+    """A display name that is safe to show staff anywhere: one line, printable, bounded, inert.
+
+    Control and format characters go (they break cards and thread titles), whitespace is
+    collapsed, `<` and `>` become look-alikes (no Slack or Discord markup), and an `@` gets a
+    zero-width space after it, so `@here` or `@everyone` as a name reads the same and pings
+    nobody. An empty result gives `fallback` (the platform id).
+    """
+    text = "".join(char for char in (raw or "") if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co"))
+    text = " ".join(text.split())
+    text = text.replace("<", "\u2039").replace(">", "\u203a").replace("@", "@\u200b")
+    if len(text) > NAME_CHARS:
+        text = text[: NAME_CHARS - 1].rstrip() + "\u2026"
+    return text or fallback
 
 
 def member_of(session: Session, platform: str, user: str) -> Row | None:

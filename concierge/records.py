@@ -24,6 +24,8 @@ class Member(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     display_name: str = Field(max_length=128)
+    # "admin": named by an admin, kept; "platform": the platform's display name, refreshed when it changes.
+    name_source: str = Field(default="admin", max_length=16)
     tier_id: int = Field(foreign_key="tier.id")
     active: bool = True  # False once removed; the record stays for the transcripts
     blocked: bool = False

@@ -12,7 +12,7 @@ from concierge.membership import known_specialties
 from concierge.duty import away_notice, on_duty_user_ids
 from concierge.tiers import entitlement_problem
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
-from concierge.people import Context, expert_of, is_admin, member_of
+from concierge.people import Context, clean_name, expert_of, is_admin, member_of
 from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Conversation, Member, Message, Tier
 
@@ -162,6 +162,18 @@ def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str
     )
 
 
+def refresh_name(session: Session, member: Row, shown: str) -> Row | Member:
+    """The member as staff should see them: a platform-given name follows the platform's changes.
+
+    A name an admin chose is kept. Costs nothing unless the name changed.
+    """
+    name = clean_name(shown)
+    if not name or member.name_source != "platform" or name == member.display_name:
+        return member
+    session.execute(update(Member.__table__).where(Member.__table__.c.id == member.id), {"display_name": name})
+    return session.get(Member, member.id)
+
+
 def member_message(session: Session, ctx: Context, event: MemberMessage) -> Reply | None:
     """A DM to the bot: relay it into the member's conversation, or answer why not.
 
@@ -179,6 +191,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         enqueue(session, key=f"blocked:{author.platform}:{event.event_id}", kind=POST,
                 address=reply_to, message=Outbound(ctx.settings.blocked_text), now=ctx.now)
         return Reply(ctx.settings.blocked_text, ok=False)
+    member = refresh_name(session, member, event.display_name)
     text = _with_attachments(event.text.strip(), event.attachments)
     if not text:
         return None

@@ -1,4 +1,5 @@
-"""inbox: inbound events recorded before they are acknowledged, retried from the database
+"""inbox: inbound events recorded before they are acknowledged, retried from the database;
+members' names from the platform
 
 Revision ID: 0003
 Revises: 0002
@@ -50,9 +51,14 @@ def upgrade() -> None:
     op.drop_table('inboundevent')
     with op.batch_alter_table('outboxitem', schema=None) as batch_op:
         batch_op.add_column(sa.Column('maybe_sent', sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table('member', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('name_source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
+                                      server_default='admin'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('member', schema=None) as batch_op:
+        batch_op.drop_column('name_source')
     with op.batch_alter_table('outboxitem', schema=None) as batch_op:
         batch_op.drop_column('maybe_sent')
     op.create_table('inboundevent',
