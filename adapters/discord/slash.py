@@ -26,7 +26,7 @@ OPTION_TYPES: dict[str, type] = {"user": discord.User, "int": int, "word": str, 
                                  "flag": bool}
 SUGGESTED = {"tier", "specialties"}  # options autocompleted with the values the database knows
 
-Invoke = Callable[[discord.Interaction, tuple[str, ...]], Awaitable[None]]
+Invoke = Callable[[discord.Interaction, tuple[str, ...], tuple[tuple[str, str], ...]], Awaitable[None]]
 Suggest = Callable[[discord.Interaction, str, str], Awaitable[list[str]]]
 
 
@@ -52,9 +52,16 @@ def tokens_for(command: Command, options: dict[str, Any]) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def names_in(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The display names of the people a command names (a member's server nick, else their global name),
+    resolved by Discord with the interaction: an admin who enrols @alice gets "Alice", not her id."""
+    return tuple((str(value.id), value.display_name) for value in options.values()
+                 if isinstance(value, (discord.User, discord.Member)))
+
+
 def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None) -> app_commands.Command:
     async def callback(interaction: discord.Interaction, **options: Any) -> None:
-        await invoke(interaction, tokens_for(command, options))
+        await invoke(interaction, tokens_for(command, options), names_in(options))
 
     # discord.py reads the options from the callback's signature: build one from the registry.
     parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -180,8 +187,9 @@ class SlashCog(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(ROOT)
 
-    async def invoke(self, interaction: discord.Interaction, tokens: tuple[str, ...]) -> None:
-        await answer(interaction, CommandInvoked(str(interaction.id), address_of(interaction), tokens))
+    async def invoke(self, interaction: discord.Interaction, tokens: tuple[str, ...],
+                     names: tuple[tuple[str, str], ...] = ()) -> None:
+        await answer(interaction, CommandInvoked(str(interaction.id), address_of(interaction), tokens, names))
 
     async def suggest(self, interaction: discord.Interaction, option: str, prefix: str) -> list[str]:
         return await self.bot.concierge.suggestions(option, prefix)

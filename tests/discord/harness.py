@@ -51,7 +51,7 @@ def split_options(words: list[str]) -> tuple[list[str], dict[str, str]]:
     return positional, {name: value or "true" for name, value in named.items()}
 
 
-async def _not_invoked(interaction, tokens) -> None:  # noqa: ANN001
+async def _not_invoked(interaction, tokens, names=()) -> None:  # noqa: ANN001
     raise AssertionError("this group only describes the commands")
 
 
