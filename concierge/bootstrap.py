@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from concierge.app import Concierge
+from concierge.cards import current_card
 from concierge.clock import Clock
 from concierge.database import Database
 from concierge.inbox import InboxWorker
@@ -91,6 +92,7 @@ def build_runtime(
         backoff_base_s=settings.outbox_backoff_base_s,
         backoff_cap_s=settings.outbox_backoff_cap_s,
         lease_s=settings.outbox_lease_s,
+        current_card=current_card,
     )
     concierge = Concierge(
         db,

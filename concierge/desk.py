@@ -1,4 +1,4 @@
-"""Staff actions on a conversation: claim, close, reopen."""
+"""Staff actions on a conversation: claim, close, reopen, rating; each redraws the staff card."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from concierge.cards import queue_card_update
 from concierge.errors import Refused
 from concierge.membership import audit
 from concierge.outbox import POST, THREAD_POST, enqueue
@@ -23,6 +24,8 @@ def _notice(session: Session, ctx: Context, conversation: Conversation, text: st
             address=Address(conversation.staff_platform, conversation.staff_channel,
                             thread=conversation.staff_thread or ""),
             message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
+    session.flush()  # the card is drawn from the records
+    queue_card_update(session, ctx.now, conversation.id)
 
 
 def claim(session: Session, ctx: Context, conversation: Conversation, expert: Expert | None,
@@ -71,6 +74,7 @@ def close(session: Session, ctx: Context, conversation: Conversation, actor: str
                        expert_id=expert.id if expert else None, key=f"{key}:closing")
     conversation.status = "closed"
     conversation.closed_at = ctx.now
+    conversation.closed_by = actor
     _notice(session, ctx, conversation, f"Closed by {actor}.", key)
     audit(session, ctx, actor, "conversation.close", conversation_id=conversation.id)
     _ask_for_rating(session, ctx, conversation)
@@ -136,6 +140,7 @@ def reopen(session: Session, ctx: Context, conversation: Conversation, actor: st
         )
     conversation.status = "open"
     conversation.closed_at = None
+    conversation.closed_by = ""
     conversation.last_activity_at = ctx.now
     _notice(session, ctx, conversation, f"Reopened by {actor}.", key)
     audit(session, ctx, actor, "conversation.reopen", conversation_id=conversation.id)

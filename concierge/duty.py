@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from concierge.digests.cadence import WEEKDAYS, CadenceError, zone
 from concierge.errors import Refused
+from concierge.cards import queue_card_update
 from concierge.outbox import THREAD_POST, enqueue
 from concierge.platform import Address, Outbound
 from concierge.records import Conversation, Expert, Member, Message, Tier
@@ -127,5 +128,7 @@ def escalate_overdue(session: Session, now: datetime, admins: list[str]) -> int:
                 address=Address(conversation.staff_platform, conversation.staff_channel,
                                 thread=conversation.staff_thread or ""),
                 message=Outbound(text, mentions=mentions), now=now, conversation_id=conversation.id)
+        session.flush()
+        queue_card_update(session, now, conversation.id)
         paged += 1
     return paged

@@ -50,6 +50,7 @@ DIGEST = "digest"  # a digest edition to a subscriber: consent is checked again 
 UNSENT = ("pending", "sending", "confirmed")
 OPEN_THREAD = "open_thread"  # the card that opens a conversation's staff thread
 THREAD_POST = "thread_post"  # into the conversation's staff thread, resolved at send time
+EDIT_CARD = "edit_card"  # redraw a conversation's staff card, drawn from the records at send time
 
 ITEMS = OutboxItem.__table__
 
@@ -254,6 +255,7 @@ class OutboxDispatcher:
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
         jitter: Callable[[], float] = random.random,
+        current_card: Callable[[Session, int], tuple[MessageRef, Outbound] | None] | None = None,
     ) -> None:
         self.db = db
         self.platforms = platforms
@@ -265,6 +267,7 @@ class OutboxDispatcher:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.jitter = jitter
+        self.current_card = current_card  # EDIT_CARD items: the card's message and what it should show now
         self._wake = asyncio.Event()
         self._handed: deque[Claimed] = deque()
         self._scan_wanted = True
@@ -450,6 +453,8 @@ class OutboxDispatcher:
                 return Outcome(item, ref=ref, recorded=True)
             if item.kind == OPEN_THREAD:
                 return Outcome(item, ref=await platform.open_thread(item.address, item.message))
+            if item.kind == EDIT_CARD:
+                return await self._edit_card(platform, item)
             if item.kind == THREAD_POST and not item.address.thread:
                 return Outcome(item, permanent="the staff thread of this conversation was never opened")
             return Outcome(item, ref=await platform.send(item.address, item.message))
@@ -465,10 +470,21 @@ class OutboxDispatcher:
             log.exception("unexpected error sending outbox item %s", item.id)
             return Outcome(item, transient=f"{type(error).__name__}: {error}", maybe_sent=True)
 
+    async def _edit_card(self, platform: Platform, item: Claimed) -> Outcome:
+        """Redraw the card as the records say now (a later change then needs no edit of its own)."""
+        if self.current_card is None or item.conversation_id is None:
+            return Outcome(item, permanent="nothing draws staff cards in this process")
+        found = await self.db.run(lambda session: self.current_card(session, item.conversation_id))
+        if found is None:
+            return Outcome(item, permanent="the conversation's card was never posted")
+        ref, message = found
+        await platform.edit(ref, replace(message, idempotency_key=item.message.idempotency_key))
+        return Outcome(item, ref=ref)
+
     async def _find_sent(self, platform: Platform, item: Claimed) -> MessageRef | None:
         """Ask the platform whether an earlier attempt of `item` arrived (when it can tell)."""
         find = getattr(platform, "find_sent", None)
-        if find is None:
+        if find is None or item.kind == EDIT_CARD:  # drawing a card again is harmless
             return None
         address = item.address
         if item.kind == THREAD_POST and not address.thread:

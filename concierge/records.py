@@ -71,7 +71,7 @@ class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id")
     specialty: str = Field(default="general", max_length=64)
-    status: str = Field(default="open", max_length=16)  # open | closed
+    status: str = Field(default="open", max_length=16)  # choosing | open | closed
     claimed_by: int | None = Field(default=None, foreign_key="expert.id")
     member_platform: str = Field(max_length=32)
     member_channel: str = Field(max_length=128)
@@ -84,6 +84,7 @@ class Conversation(SQLModel, table=True):
     last_activity_at: datetime
     first_response_at: datetime | None = None
     closed_at: datetime | None = None
+    closed_by: str = Field(default="", max_length=160)  # who closed it, as the card shows
     escalation_level: int = 0  # 1: over the response target, experts paged; 2: admins paged
     rating: int | None = None  # 1-5, from the member after close
     rating_comment: str = Field(default="", max_length=1000)

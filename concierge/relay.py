@@ -11,6 +11,7 @@ from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
 from concierge.duty import away_notice, on_duty_user_ids
 from concierge.tiers import entitlement_problem
+from concierge.cards import member_ref, queue_card_update, staff_card
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
 from concierge.people import Context, clean_name, expert_of, is_admin, member_of
 from concierge.platform import Address, Button, Card, Outbound
@@ -96,8 +97,8 @@ def open_staff_thread(session: Session, ctx: Context, conversation: Conversation
     """Post the conversation's card in its specialty's staff channel; its thread carries the rest."""
     conversation.staff_channel = staff_channel_for(ctx, conversation.specialty)  # a picked topic counts
     tier = session.get(Tier, member.tier_id)
-    card = staff_card(conversation, member, tier.name if tier else "?",
-                      tier.response_target_minutes if tier else None)
+    card = staff_card(conversation, member.display_name, tier.name if tier else "?",
+                      tier.response_target_minutes if tier else None, member_id=member_ref(conversation))
     # The experts on duty for the topic are paged by the card, on purpose and by id only.
     paged = on_duty_user_ids(session, conversation.specialty, conversation.staff_platform, ctx.now)
     enqueue(session, key=key, kind=OPEN_THREAD, address=Address(conversation.staff_platform,
@@ -139,27 +140,6 @@ def lock_member(session: Session, member_id: int) -> None:
 def open_conversation_of(session: Session, member_id: int) -> Row | None:
     """The member's open conversation, as a read-only row (members have at most one)."""
     return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
-
-
-def staff_card(conversation: Conversation | Row, member: Member | Row, tier: str,
-               target_minutes: int | None = None) -> Card:
-    fields = [
-        ("Member", member.display_name),
-        ("Tier", tier),
-        ("Specialty", conversation.specialty),
-        ("Waiting since", conversation.opened_at.strftime("%Y-%m-%d %H:%M UTC")),
-    ]
-    if target_minutes:
-        due = conversation.opened_at + timedelta(minutes=target_minutes)
-        fields.append(("Answer by", due.strftime("%Y-%m-%d %H:%M UTC")))
-    return Card(
-        title=f"{member.display_name}, {tier}, {conversation.specialty}",
-        fields=tuple(fields),
-        buttons=(
-            Button("Claim", "claim", str(conversation.id), "primary"),
-            Button("Close", "close", str(conversation.id), "danger"),
-        ),
-    )
 
 
 def refresh_name(session: Session, member: Row, shown: str) -> Row | Member:
@@ -349,3 +329,5 @@ def send_to_member(session: Session, ctx: Context, conversation: Conversation | 
     if conversation.claimed_by is None and expert_id is not None:
         changes["claimed_by"] = expert_id  # the first to answer owns it
     touch_conversation(session, conversation.id, ctx.now, **changes)
+    if changes:  # answered, or claimed: the card shows it
+        queue_card_update(session, ctx.now, conversation.id)

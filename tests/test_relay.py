@@ -134,7 +134,8 @@ async def test_every_relay_is_queued_before_it_is_sent(desk, runtime):
     await desk.staff_writes("bob", desk.threads()[0], "Answer.")
     await desk.settle()
     items = rows(runtime, OutboxItem)
-    assert [item.kind for item in items] == ["open_thread", "post"]
+    # The card, the answer, and the card redrawn: answered, and claimed by the expert who answered.
+    assert [item.kind for item in items] == ["open_thread", "post", "edit_card"]
     assert all(item.status == "sent" and item.sent_message_id for item in items)
 
 

@@ -240,10 +240,11 @@ class SlackPlatform:
         return list(response.get("channels") or []), _next_cursor(response)
 
     async def edit(self, ref: MessageRef, message: Outbound) -> None:
+        """Replace a message the bot posted (a staff card: it opened the thread that shares its ts)."""
         async with neutral_errors("chat.update"):
             await self.client.chat_update(
                 channel=ref.address.channel, ts=ref.message_id, parse="none", link_names=False,
-                **message_fields(message),
+                **message_fields(message, opens_thread=ref.address.thread == ref.message_id),
             )
 
     async def tell(self, address: Address, message: Outbound) -> None:

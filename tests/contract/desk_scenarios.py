@@ -281,7 +281,31 @@ async def staff_see_who_is_waiting_and_for_how_long(d: ConversationDriver) -> No
     assert "experts only" in await d.command("alice", "queue")
 
 
+async def the_staff_card_follows_the_conversation(d: ConversationDriver) -> None:
+    await enrol(d)
+    thread = await ask(d)
+    card = d.card(thread)
+    assert "Status: Waiting for an answer" in card and d.card_updates(thread) == 0
+    await d.press("bob", thread, "claim")
+    await d.settle()
+    assert "Status: Waiting for an answer, claimed by bob" in d.card(thread)
+    assert d.card_updates(thread) == 1, "one change, one edit"
+    await d.staff_writes("bob", thread, ADVICE)
+    await d.settle()
+    assert re.search(r"Status: Answered \S+ \S+ UTC, claimed by bob", d.card(thread)), d.card(thread)
+    await d.command("bob", "close", thread=thread)
+    await d.settle()
+    assert "Status: Closed by bob" in d.card(thread)
+    await d.press_in_dm("alice", "4")
+    assert "rated 4/5" in d.card(thread)
+    assert "reopened" in await d.press("bob", thread, "reopen"), "Reopen appears once closed"
+    await d.settle()
+    assert "Status: Answered" in d.card(thread)
+    assert d.card_updates(thread) == 5, "claim, answer, close, rating, reopen: one edit each"
+
+
 DESK_SCENARIOS = [
+    the_staff_card_follows_the_conversation,
     a_question_naming_no_topic_waits_for_the_members_pick,
     tier_refusals_reach_the_member_and_nothing_reaches_staff,
     a_member_writing_out_of_hours_is_told_when_to_expect_an_answer,

@@ -52,7 +52,11 @@ class ConversationDriver(Protocol):
         """Texts posted in a staff thread, the opening card's text first."""
 
     def card(self, thread: str) -> str:
-        """Everything a person reads on the staff card that opened `thread` (title, fields, text), one line each."""
+        """Everything a person reads now on the staff card that opened `thread` (title, fields, text), one line
+        each: after its updates (the card follows the conversation)."""
+
+    def card_updates(self, thread: str) -> int:
+        """How many times the card of `thread` was edited."""
 
     def dms(self, person: str) -> list[str]:
         """Texts the bot sent to `person` in direct messages."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shlex
+import uuid
 
 from adapters.local.platform import LocalPlatform
 from concierge.inbound import ButtonPressed, CommandInvoked, FormSubmitted, MemberMessage, StaffReply
@@ -18,10 +19,11 @@ class LocalDriver:
         self.runtime = runtime
         self.platform = platform
         self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:6]  # a second driver on the same database (a restart) uses new ids
         self._answers: dict[str, list] = {}  # private answers to each person, newest last
 
     def _id(self) -> str:
-        return f"e{next(self._ids)}"
+        return f"{self._run}-e{next(self._ids)}"
 
     def mention(self, person: str) -> str:
         return person
@@ -43,9 +45,18 @@ class LocalDriver:
             CommandInvoked(self._id(), self._where(person, thread), tuple(shlex.split(text))))
         return reply.text
 
+    def _card_now(self, thread):
+        """The card's message as it shows now: its last edit, or the message that opened the thread."""
+        opened = next(sent for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
+        edits = [message for ref, message in self.platform.edits if ref.message_id == opened.ref.message_id]
+        return edits[-1] if edits else opened.message
+
+    def card_updates(self, thread):
+        opened = next(sent for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
+        return sum(ref.message_id == opened.ref.message_id for ref, _ in self.platform.edits)
+
     async def press(self, person, thread, action):
-        conversation = next(sent for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
-        button = next(b for b in conversation.message.card.buttons if b.action == action)
+        button = next(b for b in self._card_now(thread).card.buttons if b.action == action)
         reply = await self.runtime.concierge.handle(
             ButtonPressed(self._id(), self._where(person, thread), button.action, button.value))
         return reply.text
@@ -86,7 +97,7 @@ class LocalDriver:
         return self.platform.thread_posts(thread)
 
     def card(self, thread):
-        message = next(sent.message for sent in self.platform.threads_opened() if sent.ref.address.thread == thread)
+        message = self._card_now(thread)
         fields = [f"{name}: {value}" for name, value in message.card.fields]
         return "\n".join([message.card.title, *fields, message.text])
 

@@ -118,6 +118,9 @@ class DiscordDriver:
             lines += [f"{field['name']}: {field['value']}" for field in embed.get("fields", [])]
         return "\n".join(lines)
 
+    def card_updates(self, thread):
+        return len(self.world.fake.calls_to("PATCH", rf"/channels/\d+/messages/{int(thread)}"))
+
     def dms(self, person):
         return self.world.dms(person)
 

@@ -63,9 +63,10 @@ async def test_a_specialty_thread_opens_in_its_channel_and_replies_there_reach_t
     assert world.thread_texts(thread)[-1] == "alice: And the rest?"
 
     # Commands and card buttons in the specialty channel's thread work as in the staff channel.
-    claimed = await world.press("bob", thread, "concierge:claim:1")
+    claimed = await world.slash("bob", "claim", thread_id=thread)
     assert answer_text(claimed) == "You already have conversation 1."  # answering claimed it
-    closed = await world.slash("bob", "close", thread_id=thread)
+    assert "concierge:claim:1" not in custom_ids(world.card_of(thread)), "the card dropped Claim"
+    closed = await world.press("bob", thread, "concierge:close:1")
     assert is_private(closed) and "closed" in answer_text(closed)
     await world.settle()
     assert any("Closed by bob" in text for text in world.thread_texts(thread))

@@ -58,7 +58,16 @@ class SlackDriver:
         return unescape(told[-1].args["text"]) if told else None
 
     def _card(self, thread: str) -> Call:
-        return next(call for call in self._thread_openers() if call.response["ts"] == thread)
+        """The card as it shows now: its last update (chat.update of its ts), or the post that opened the thread."""
+        opened = next(call for call in self._thread_openers() if call.response["ts"] == thread)
+        updates = [call for call in self.fake.calls_to("chat.update")
+                   if call.args.get("channel") == opened.response["channel"] and call.args.get("ts") == thread]
+        if not updates:
+            return opened
+        return Call("chat.update", updates[-1].args, updates[-1].token, 200, opened.response)
+
+    def card_updates(self, thread: str) -> int:
+        return sum(call.args.get("ts") == thread for call in self.fake.calls_to("chat.update"))
 
     @staticmethod
     def _buttons(call: Call) -> list[dict[str, Any]]:

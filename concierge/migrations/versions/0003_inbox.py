@@ -1,5 +1,5 @@
 """inbox: inbound events recorded before they are acknowledged, retried from the database;
-members' names from the platform
+members' names from the platform; who closed a conversation (the live card)
 
 Revision ID: 0003
 Revises: 0002
@@ -54,9 +54,14 @@ def upgrade() -> None:
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name_source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False,
                                       server_default='admin'))
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('closed_by', sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False,
+                                      server_default=''))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_column('closed_by')
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.drop_column('name_source')
     with op.batch_alter_table('outboxitem', schema=None) as batch_op:
