@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import uuid
@@ -37,6 +38,7 @@ from adapters.slack.blocks import (
 from adapters.slack.catch_up import CatchUpCounts, SlackCatchUp
 from adapters.slack.home import render_home
 from adapters.slack.manifest import COMMAND
+from adapters.slack.names import SlackNames, shown_name
 from adapters.slack.mrkdwn import command_tokens, to_plain
 from adapters.slack.platform import PLATFORM, SlackPlatform, ts_to_datetime
 from concierge.app import FAILED
@@ -220,6 +222,7 @@ class SlackListeners:
         self.platform = platform
         self.inflight = InFlight()
         self.catch_up = SlackCatchUp(self, per_minute=catch_up_per_min)
+        self.names = SlackNames(platform.client)
         self._catching_up: asyncio.Task | None = None
         self._catch_up_again = False
         self.app = AsyncApp(
@@ -233,6 +236,7 @@ class SlackListeners:
         self.app.middleware(self._note_app_rate_limited)
         self.app.event("message")(self._on_message)
         self.app.event("app_home_opened")(self._on_home_opened)
+        self.app.event("user_change")(self._on_user_change)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_button)
         self.app.view(FORM_CALLBACK)(self._on_form)
@@ -306,7 +310,7 @@ class SlackListeners:
             event_id = f"{channel}:{message.get('ts')}:edit:{edited_ts}"
             return MemberMessage(event_id, Address(PLATFORM, channel, message["user"], workspace=team),
                                  to_plain(message.get("text", "")), _attachments(message.get("files")), edited=True,
-                                 written_at=_written_at(edited_ts))
+                                 display_name=self.names.cached(message["user"]), written_at=_written_at(edited_ts))
         if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not event.get("user"):
             return None
         ts = event.get("ts") or event.get("event_ts") or ""
@@ -315,7 +319,7 @@ class SlackListeners:
         attachments = _attachments(event.get("files"))
         if event.get("channel_type") == "im":
             return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments,
-                                 written_at=_written_at(ts))
+                                 display_name=self.names.cached(event["user"]), written_at=_written_at(ts))
         thread = event.get("thread_ts")
         if channel in self.staff_channels and thread and thread != ts:
             return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments,
@@ -368,7 +372,19 @@ class SlackListeners:
         await ack()
         event = self.command_inbound(command)
         responder = SlackResponder(self, respond, event.address, trigger_id=command.get("trigger_id", ""))
-        self.inflight.spawn(self._answer(event, responder), f"slack command {event.event_id}")
+        self.inflight.spawn(self._answer_command(event, command.get("text", ""), responder),
+                            f"slack command {event.event_id}")
+
+    async def _answer_command(self, event: CommandInvoked, text: str, responder: SlackResponder) -> None:
+        """The people the command names come with their Slack names (`member add @alice premium`)."""
+        names = await self.names.names_in(text)
+        await self._answer(dataclasses.replace(event, names=names) if names else event, responder)
+
+    async def _on_user_change(self, event: dict[str, Any]) -> None:
+        """Someone changed their profile: the next message of theirs shows the new name to staff."""
+        user = event.get("user") or {}
+        if isinstance(user, dict) and user.get("id"):
+            self.names.remember(user["id"], shown_name(user))
 
     async def _on_button(self, ack, body: dict[str, Any], action: dict[str, Any], respond) -> None:  # noqa: ANN001
         """A card's button, in a message or on the Home tab.

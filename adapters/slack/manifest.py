@@ -25,6 +25,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history", "im:history"),
     "conversations.replies": ("channels:history", "groups:history", "im:history"),
     "users.conversations": ("im:read",),  # catch-up: the bot's DM channels (types=im)
+    "users.info": ("users:read",),  # people's display names: staff see names, not ids
     "views.publish": (),  # the App Home tab
     "views.open": (),  # a form of the core (the rating comment) as a modal
     "files.getUploadURLExternal": ("files:write",),  # the stats chart, into the admin's DM (files_upload_v2)
@@ -46,12 +47,14 @@ EVENT_SCOPES: dict[str, str | None] = {
     "message.channels": "channels:history",  # staff replies, public staff channel
     "message.groups": "groups:history",  # staff replies, private staff channel
     "app_home_opened": None,  # the App Home tab
+    "user_change": "users:read",  # someone renamed themselves: staff see the new name
 }
 
 # The event types bolt listeners are registered for -> the subscriptions that deliver them.
 LISTENED_EVENTS: dict[str, tuple[str, ...]] = {
     "message": ("message.im", "message.channels", "message.groups"),
     "app_home_opened": ("app_home_opened",),
+    "user_change": ("user_change",),
 }
 
 COMMAND_SCOPE = "commands"

@@ -59,6 +59,8 @@ def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | No
         if len(types) != 1:
             return tuple(per_type[kind] for kind in types)  # checked one by one in `_answer`
         return (per_type.get(types[0], "channels:read"),)
+    if method == "users.info":
+        return ("users:read",)
     return None
 
 
@@ -143,6 +145,7 @@ class FakeSlack:
         # Called after a call was carried out and before it is answered (a test's "the bot dies now").
         self.after_call: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
         self.dm_users: dict[str, str] = {}  # DM channel -> the person the bot talks with there
+        self.profiles: dict[str, dict[str, Any]] = {}  # user id -> the `profile` users.info shows
         self._last_ts = 0  # microseconds since the epoch of the newest ts handed out
         self._file_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -321,6 +324,11 @@ class FakeSlack:
             return self._history(args)
         if method == "conversations.replies":
             return self._replies(args)
+        if method == "users.info":
+            user = str(args.get("user", ""))
+            profile = self.profiles.get(user, {"display_name": "", "real_name": ""})
+            return {"ok": True, "user": {"id": user, "name": user.lower(), "real_name": profile.get("real_name", ""),
+                                         "profile": profile}}
         if method == "users.conversations":
             channels = [{"id": channel, "is_im": True, "user": user} for channel, user in sorted(self.dm_users.items())]
             return self._page(args, "channels", channels)

@@ -61,7 +61,7 @@ def test_every_web_api_method_called_is_in_the_scope_table_and_the_table_has_no_
 def test_every_event_listened_to_is_subscribed_with_its_scope():
     manifest = build_manifest()
     listened = {call.args[0].value for call in registrations("event")}
-    assert listened == set(LISTENED_EVENTS) == {"message", "app_home_opened"}
+    assert listened == set(LISTENED_EVENTS) == {"message", "app_home_opened", "user_change"}
     subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     for event_type in listened:
