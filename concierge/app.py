@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Protocol
 
+from sqlalchemy import select
 from sqlmodel import Session
 
 from concierge.clock import Clock
@@ -42,7 +43,8 @@ from concierge.membership import known_specialties, tier_names
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address, Outbound, Platform, PlatformError
 from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
-from concierge.relay import member_message, staff_reply
+from concierge.records import Conversation
+from concierge.relay import conversation_in_thread, member_message, staff_reply
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,18 @@ class Concierge:
         """What `user`'s home page shows (Slack's App Home)."""
         now = self.clock.now()
         return await self.db.run(lambda session: home_of(session, self.settings, platform, user, now))
+
+    async def conversation_in(self, address: Address) -> int | None:
+        """The number of the conversation whose staff thread is at `address`, if any."""
+        found = await self.db.run(lambda session: conversation_in_thread(session, address))
+        return found.id if found is not None else None
+
+    async def thread_numbers(self, platform: str) -> list[int]:
+        """The numeric staff thread ids used on `platform` (the playground numbers its threads on from them)."""
+        threads = await self.db.run(lambda session: session.execute(
+            select(Conversation.__table__.c.staff_thread).where(Conversation.__table__.c.staff_platform == platform)
+        ).scalars().all())
+        return [int(thread) for thread in threads if thread and thread.isdigit()]
 
     async def suggestions(self, option: str, prefix: str) -> list[str]:
         """Values the database knows for a command option (`tier`: the tiers; else the specialties)

@@ -173,8 +173,11 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         return Reply(ctx.settings.blocked_text, ok=False)
     member = refresh_name(session, member, event.display_name)
     text = _with_attachments(event.text.strip(), event.attachments)
-    if not text:
-        return None
+    if not text:  # a sticker, an embed alone: say so rather than drop it silently
+        notice = "We could not read that message (there was no text in it). Please write your question out."
+        enqueue(session, key=f"notext:{author.platform}:{event.event_id}", kind=POST, address=reply_to,
+                message=Outbound(notice), now=ctx.now)
+        return Reply(notice, ok=False)
     lock_member(session, member.id)
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
@@ -285,7 +288,7 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     author = expert.display_name if expert else f"admin {user}"
     text = _with_attachments(event.text.strip(), event.attachments)
     if not text:
-        return None
+        return Reply("That message had no text we could relay, so nothing was sent to the member.", ok=False)
     if text.lower().startswith(NOTE_PREFIX):
         record_message(session, conversation_id=conversation.id, direction="internal", author=author,
                        text=text[len(NOTE_PREFIX):].strip(), now=ctx.now)
@@ -293,8 +296,9 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     if conversation.status == "choosing":
         return Reply("The member is still picking a topic. Nothing was sent.", ok=False)
     if conversation.status != "open":
-        return Reply(f"Conversation {conversation.id} is closed; run `/concierge reopen` to answer again. "
-                     "Nothing was sent.", ok=False)
+        return Reply(f"Conversation {conversation.id} is closed, so your reply was not sent. Reopen it to answer "
+                     f"again (`/concierge reopen {conversation.id}`), then send your reply once more.", ok=False,
+                     card=Card(title="", buttons=(Button("Reopen", "reopen", str(conversation.id)),)))
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         return Reply(f"Your reply is {len(text)} characters long; the limit is {limit}. Nothing was sent.", ok=False)

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         """Every staff channel: the main one, then each specialty's own (no repeats)."""
         return list(dict.fromkeys([self.staff_channel, *self.specialty_channels.values()]))
 
+    def bot_title(self) -> str:
+        """How the bot names itself: "Peak Club concierge", or the program's name alone when it says so already."""
+        name = self.program_name.strip() or "Concierge"
+        return name if "concierge" in name.lower() else f"{name} concierge"
+
     def join_message(self) -> str:
         """The text sent to someone who is not enrolled."""
         return self.join_text.replace("{program}", self.program_name)

@@ -192,3 +192,33 @@ async def test_stats_from_the_command_line_with_a_chart(desk, tmp_path, database
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
     bad = concierge("stats", "--since", "forever", cwd=tmp_path, env={"CONCIERGE_DATABASE_URL": database_url})
     assert bad.returncode == 2
+
+
+async def test_a_reply_in_a_closed_conversation_tells_the_expert_and_offers_reopen(desk, platform):
+    await desk.command("admin", "member add alice premium")
+    await desk.command("admin", "expert add bob nutrition")
+    await desk.member_writes("alice", "Question?")
+    await desk.settle()
+    thread = desk.threads()[0]
+    await desk.command("bob", "close", thread=thread)
+    await desk.settle()
+    from concierge.inbound import StaffReply
+    from concierge.platform import Address
+
+    told = await desk.runtime.concierge.handle(
+        StaffReply("late-reply", Address("local", "concierge-staff", "bob", thread), "One more thing!"))
+    await desk.settle()
+    assert told.text.startswith("Conversation 1 is closed, so your reply was not sent.")
+    assert [(b.label, b.action, b.value) for b in told.card.buttons] == [("Reopen", "reopen", "1")]
+    assert "One more thing!" not in platform.dms_to("alice")
+
+
+async def test_a_message_without_text_gets_an_answer(desk, runtime, platform):
+    from adapters.local.platform import LocalPlatform
+    from concierge.inbound import MemberMessage
+
+    await desk.command("admin", "member add alice premium")
+    await runtime.concierge.receive(MemberMessage("sticker", LocalPlatform.dm_address("alice"), "   "))
+    await desk.settle()
+    assert platform.dms_to("alice") == ["We could not read that message (there was no text in it). "
+                                        "Please write your question out."]

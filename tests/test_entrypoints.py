@@ -127,3 +127,25 @@ async def test_the_playground_shows_each_button_as_the_command_that_does_the_sam
         assert printed[-1] == "  (only you) Write your comment like this: `/concierge comment 1 <your comment>`."
     finally:
         runtime.close()
+
+
+def test_the_playground_says_so_when_a_thread_does_not_exist_and_numbers_on_after_a_restart(tmp_path):
+    env = {"CONCIERGE_DATABASE_URL": f"sqlite:///{tmp_path / 'play.db'}"}
+    first = concierge("run", "--platform", "local", cwd=tmp_path, env=env, stdin="\n".join([
+        "admin> /concierge member add alice premium",
+        "admin> /concierge expert add bob nutrition",
+        "alice> What should I eat before a 10k race?",
+        "bob@9> Hello?",
+        "quit"]) + "\n")
+    assert first.returncode == 0, first.stderr
+    assert "Concierge, local playground" in first.stdout and "Concierge concierge" not in first.stdout
+    assert "thread 1 (alice, premium, nutrition)" in first.stdout
+    assert "There is no conversation in thread 9; nothing was sent." in first.stdout
+    second = concierge("run", "--platform", "local", cwd=tmp_path, env=env, stdin="\n".join([
+        "bob@1> /concierge close",
+        "alice> And what after the race?",
+        "bob@2> Stretch and drink.",
+        "quit"]) + "\n")
+    assert second.returncode == 0, second.stderr
+    assert "thread 2 (alice, premium, nutrition): And what after the race?" in second.stdout, second.stdout
+    assert "[DM to alice] Stretch and drink." in second.stdout

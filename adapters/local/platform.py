@@ -50,6 +50,10 @@ class LocalPlatform:
     def fail_next(self, *errors: Exception) -> None:
         self._failures.extend(errors)
 
+    def start_threads_after(self, last: int) -> None:
+        """Number new threads from `last + 1` on (threads of an earlier run keep theirs)."""
+        self._threads = itertools.count(last + 1)
+
     def lose_next_answers(self, count: int = 1) -> None:
         self._lost_answers += count
 

@@ -70,7 +70,12 @@ class LocalDriver:
                        else LocalPlatform.dm_address(who))
             event = CommandInvoked(self._event_id(), address, tokens)
         elif thread:
-            event = StaffReply(self._event_id(), Address("local", self.staff_channel, who, thread), text)
+            where = Address("local", self.staff_channel, who, thread)
+            if await self.runtime.concierge.conversation_in(where) is None:
+                self.echo(f"  (only you) There is no conversation in thread {thread}; nothing was sent. "
+                          "Threads are numbered as the bot opens them: `[staff #...] thread N`.")
+                return None
+            event = StaffReply(self._event_id(), where, text)
         else:
             event = MemberMessage(self._event_id(), LocalPlatform.dm_address(who), text, display_name=who)
         reply = await self.runtime.concierge.handle(event)
@@ -103,8 +108,10 @@ async def run_playground(settings: Settings) -> None:
     """The interactive loop on stdin; the outbox is drained after each line."""
     platform = LocalPlatform(echo=print)
     runtime = build_runtime(settings, {"local": platform})
+    # New threads are numbered on from those of earlier runs on this database.
+    platform.start_threads_after(max(await runtime.concierge.thread_numbers("local"), default=0))
     driver = LocalDriver(runtime, platform, settings.staff_channel)
-    print(f"{settings.program_name} concierge, local playground. {HELP}")
+    print(f"{settings.bot_title()}, local playground. {HELP}")
     loop = asyncio.get_running_loop()
     background = asyncio.create_task(runtime.run_background())  # digests arrive on their own
     try:

@@ -447,7 +447,7 @@ class SlackListeners:
         except Exception:
             log.exception("could not read the App Home of %s", user)
             return
-        title = f"{self.settings.program_name} concierge"
+        title = self.settings.bot_title()
         try:
             await self.platform.publish_home(user, home_view(sections, title=title, notice=notice))
         except PlatformError as error:
