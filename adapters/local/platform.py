@@ -114,6 +114,11 @@ class LocalPlatform:
     async def edit(self, ref: MessageRef, message: Outbound) -> None:
         self._maybe_fail()
         self.edits.append((ref, message))
+        if message.card is not None:  # the staff card follows its conversation
+            status = dict(message.card.fields).get("Status", message.card.title)
+            self._show(f"  [staff #{ref.address.channel} thread {ref.address.thread}, card] {status}")
+            if button_hints(message.card):
+                self._show(button_hints(message.card))
 
     # What tests read.
     def dms_to(self, user: str) -> list[str]:
