@@ -142,7 +142,7 @@ def open_conversation_of(session: Session, member_id: int) -> Row | None:
     return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
 
 
-def refresh_name(session: Session, member: Row, shown: str) -> Row | Member:
+def refresh_name(session: Session, member: Row, shown: str, now: datetime) -> Row | Member:
     """The member as staff should see them: a platform-given name follows the platform's changes.
 
     A name an admin chose is kept. Costs nothing unless the name changed.
@@ -151,6 +151,9 @@ def refresh_name(session: Session, member: Row, shown: str) -> Row | Member:
     if not name or member.name_source != "platform" or name == member.display_name:
         return member
     session.execute(update(Member.__table__).where(Member.__table__.c.id == member.id), {"display_name": name})
+    open_now = open_conversation_of(session, member.id)
+    if open_now is not None:  # the card of their open question shows the new name
+        queue_card_update(session, now, open_now.id)
     return session.get(Member, member.id)
 
 
@@ -171,7 +174,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         enqueue(session, key=f"blocked:{author.platform}:{event.event_id}", kind=POST,
                 address=reply_to, message=Outbound(ctx.settings.blocked_text), now=ctx.now)
         return Reply(ctx.settings.blocked_text, ok=False)
-    member = refresh_name(session, member, event.display_name)
+    member = refresh_name(session, member, event.display_name, ctx.now)
     text = _with_attachments(event.text.strip(), event.attachments)
     if not text:  # a sticker, an embed alone: say so rather than drop it silently
         notice = "We could not read that message (there was no text in it). Please write your question out."

@@ -43,6 +43,7 @@ async def test_a_renamed_member_shows_the_new_name_on_their_next_message(desk, r
     await desk.settle()
     thread = platform.threads_opened()[0].ref.address.thread
     assert platform.thread_posts(thread)[-1] == "Carol B.: Still me"
+    assert platform.edits[-1][1].card.title.startswith("Carol B., premium"), "the card shows the new name"
     [member] = rows(runtime, Member)
     assert member.display_name == "Carol B."
 
