@@ -12,10 +12,10 @@ from concierge.membership import known_specialties
 from concierge.duty import away_notice, on_duty_user_ids
 from concierge.tiers import entitlement_problem
 from concierge.cards import member_ref, queue_card_update, staff_card
-from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, enqueue
+from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, UNSENT, enqueue
 from concierge.people import Context, clean_name, expert_of, is_admin, member_of
 from concierge.platform import Address, Button, Card, Outbound
-from concierge.records import Conversation, Member, Message, Tier
+from concierge.records import Conversation, Member, Message, OutboxItem, Tier
 
 NOTE_PREFIX = "note:"
 LATE_AFTER = timedelta(minutes=1)  # a message handled later than this after it was written is marked late
@@ -279,10 +279,30 @@ def conversation_in_thread(session: Session, address: Address) -> Row | None:
     return session.execute(_CONVERSATION_IN_THREAD, {"platform": address.platform, "thread": address.thread}).first()
 
 
+class ThreadNotKnownYet(Exception):
+    """A staff reply in a thread no conversation has, while some card's outcome is still unknown."""
+
+
+_UNCONFIRMED_CARD = (
+    select(OutboxItem.__table__.c.id)
+    .where(OutboxItem.__table__.c.kind == OPEN_THREAD, OutboxItem.__table__.c.platform == bindparam("platform"),
+           OutboxItem.__table__.c.status.in_(UNSENT))
+    .limit(1)
+)
+
+
+def _cards_unconfirmed(session: Session, platform: str) -> bool:
+    return session.execute(_UNCONFIRMED_CARD, {"platform": platform}).first() is not None
+
+
 def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | None:
     """A message in a staff thread: relay to the member, or keep it internal (`note:`)."""
     conversation = conversation_in_thread(session, event.address)
     if conversation is None:
+        if _cards_unconfirmed(session, event.address.platform):
+            # The thread may be a card the platform took whose answer we have not had yet (a timeout,
+            # a crash): the reply waits in the inbox and is tried again once the outbox knows.
+            raise ThreadNotKnownYet(f"no conversation has thread {event.address.thread} yet")
         return None  # chatter outside conversation threads is not ours
     platform, user = event.address.platform, event.address.user
     expert = expert_of(session, platform, user)

@@ -225,3 +225,31 @@ async def test_kill_9_between_receipt_and_processing_is_processed_once_after_res
             other.close()
     finally:
         runtime.close()
+
+
+async def test_a_reply_under_a_card_whose_answer_was_lost_waits_for_it(desk, runtime, platform, clock):
+    """Slack took the card but its answer was lost; the expert answers under it at once: the reply
+    waits in the inbox until the outbox has confirmed the card, then reaches the member once."""
+    await enrol(desk)
+    platform.lose_next_answers(1)
+    await desk.member_writes("alice", "Question?")
+    await desk.settle()
+    [card] = platform.threads_opened()
+    thread = card.ref.address.thread
+    receipt = await runtime.concierge.receive(
+        StaffReply("r1", Address("local", "concierge-staff", "bob", thread), "Answer."))
+    assert receipt.status == "queued"
+    for _ in range(6):
+        clock.advance(30)
+        await desk.settle()
+    assert platform.dms_to("alice") == ["Answer."]
+    assert len(platform.threads_opened()) == 1
+    [item] = rows(runtime, InboxItem, InboxItem.event_id == "r1")
+    assert item.status == "done"
+
+
+async def test_chatter_in_a_thread_no_conversation_has_is_not_ours(desk, runtime, platform):
+    await enrol(desk)
+    receipt = await runtime.concierge.receive(
+        StaffReply("r1", Address("local", "concierge-staff", "bob", "999"), "Lunch?"))
+    assert receipt.status == "done" and receipt.reply is None
