@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -q
 
-.PHONY: install run demo test bench-relay bench-fanout clean
+.PHONY: install run demo test bench-relay bench-fanout chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
 
 bench-fanout: $(STAMP)  ## digest fan-out under a rate limit; planning a million subscriptions
 	$(BIN)/python -m bench.fanout
+
+chaos: $(STAMP)  ## the real Slack bot under kills, a locked database and a failing Slack: nothing lost or doubled?
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) *.egg-info concierge.db concierge.db-wal concierge.db-shm
