@@ -360,10 +360,10 @@ class OutboxDispatcher:
                     return total
                 # Each outcome is written as soon as it is known: a crash then leaves at most the
                 # message in flight unrecorded, and that one is checked with the platform before
-                # it is sent again (`maybe_sent`).
+                # it is sent again (`maybe_sent`). The last one goes with the next claim, below.
                 outcome = await self._send(item)
                 outcomes.append(outcome)
-                if not outcome.recorded:
+                if index < len(batch) - 1 and not outcome.recorded:
                     await self.db.run(lambda session, done=outcome: self._record(session, [done], False))
                     outcome.recorded = True
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
@@ -371,7 +371,8 @@ class OutboxDispatcher:
                              or (o.item.id in scanned and o.item.conversation_id is not None)
                              for o in outcomes))
             self._scan_wanted = False
-            claimed = await self.db.run(self._claim_due) if rescan else []
+            last = [o for o in outcomes[-1:] if not o.recorded]
+            claimed = await self.db.run(lambda session, done=last, again=rescan: self._record(session, done, again))
             if rescan:
                 # A conversation stops waiting once a scan after one of its sends finds nothing more.
                 sent = {o.item.conversation_id for o in outcomes if o.ref is not None}

@@ -157,7 +157,10 @@ class InboxItem(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("platform", "event_id", name="uq_inbox_event"),
-        Index("ix_inbox_due", "status", "next_attempt_at"),
+        # Only the few rows still to process are in it: the hot path writes `done` rows, which skip it.
+        Index("ix_inbox_due", "status", "next_attempt_at",
+              sqlite_where=text("status IN ('pending', 'processing')"),
+              postgresql_where=text("status IN ('pending', 'processing')")),
         Index("ix_inbox_place", "platform", "place", "written_at"),
     )
 

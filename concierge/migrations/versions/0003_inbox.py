@@ -39,7 +39,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('platform', 'event_id', name='uq_inbox_event')
     )
     with op.batch_alter_table('inboxitem', schema=None) as batch_op:
-        batch_op.create_index('ix_inbox_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_inbox_due', ['status', 'next_attempt_at'], unique=False,
+                              sqlite_where=sa.text("status IN ('pending', 'processing')"),
+                              postgresql_where=sa.text("status IN ('pending', 'processing')"))
         batch_op.create_index('ix_inbox_place', ['platform', 'place', 'written_at'], unique=False)
     # What was handled before keeps its identity: a redelivery of an old event stays a no-op.
     op.execute(
