@@ -32,7 +32,6 @@ from concierge.inbound import (
 from concierge.inbox import (
     AlreadyHandled,
     NotRecorded,
-    backoff_s,
     dm_of,
     mark_done,
     on_it_message,
@@ -45,6 +44,7 @@ from concierge.platform import Address, Outbound, Platform, PlatformError
 from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
 from concierge.records import Conversation
 from concierge.relay import conversation_in_thread, member_message, staff_reply
+from concierge.retry import backoff_s
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)

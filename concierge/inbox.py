@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from concierge.inbound import (
 )
 from concierge.platform import Address, Outbound
 from concierge.records import InboxItem
+from concierge.retry import backoff_s
 
 if TYPE_CHECKING:  # pragma: no cover
     from concierge.app import Concierge
@@ -106,12 +106,6 @@ class Due:
     event: Inbound
     attempts: int
     member_told: bool
-
-
-def backoff_s(attempts: int, base_s: float, cap_s: float) -> float:
-    """Seconds before try `attempts + 1`: exponential, capped, with equal jitter."""
-    ceiling = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + ceiling / 2 * random.random()
 
 
 _DUE = (

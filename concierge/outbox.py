@@ -42,6 +42,7 @@ from concierge.platform import (
 from concierge.digests.catalogue import render
 from concierge.digests.consent import in_force
 from concierge.records import Conversation, Digest, DigestEdition, OutboxItem
+from concierge.retry import backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -300,9 +301,8 @@ class OutboxDispatcher:
         self._wake.set()
 
     def backoff(self, attempts: int) -> float:
-        """Seconds before try number `attempts + 1`: exponential, capped, with equal jitter."""
-        ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(attempts - 1, 0))
-        return ceiling / 2 + ceiling / 2 * self.jitter()
+        """Seconds before try number `attempts + 1` (see `concierge.retry`)."""
+        return backoff_s(attempts, self.backoff_base_s, self.backoff_cap_s, self.jitter)
 
     async def release_own_leases(self) -> int:
         """SQLite only (one process per file): leases left by this process's previous life are void."""
