@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -62,6 +63,18 @@ def _member_add(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
                                      name=clean_name(args["name"] or inv.names.get(user), user),
                                      name_source="admin" if args["name"] else "platform", actor=inv.actor)
     return f"{member.display_name} is now a {args['tier']} member."
+
+
+def _member_link(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
+    platform, user = _user(inv, args["user"])
+    other_platform, sep, other_user = args["identity"].partition(":")
+    if not sep or not re.fullmatch(r"[a-z]{1,32}", other_platform.lower()) \
+            or not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", other_user):
+        raise Refused("Name the other identity as platform:id, e.g. `discord:80351110224678912` or `slack:U0123ABC`.")
+    member = membership.link_identity(session, inv.ctx, platform=platform, user=user,
+                                      other_platform=other_platform.lower(), other_user=other_user, actor=inv.actor)
+    return (f"{member.display_name} can now also write from {other_platform.lower()}:{other_user}: one history, "
+            "one quota, the same subscriptions; answers go where they last wrote.")
 
 
 def _member_remove(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -309,6 +322,8 @@ DESK_COMMANDS = [
     Command(("member", "add"), (USER, Param("tier"), Param("name", "text", optional=True)), Role.ADMIN,
             "enrol a member in a tier", _member_add),
     Command(("member", "remove"), (USER,), Role.ADMIN, "end a membership (transcripts are kept)", _member_remove),
+    Command(("member", "link"), (USER, Param("identity", help="the same person elsewhere, as platform:id")),
+            Role.ADMIN, "link another platform's identity to a member (one history, one quota)", _member_link),
     Command(("member", "tier"), (USER, Param("tier")), Role.ADMIN, "move a member to another tier", _member_tier),
     Command(("member", "block"), (USER, Param("reason", "text", optional=True), Param("days", option=True)),
             Role.ADMIN, "stop relaying a member's messages (--days N: for N days)", _member_block),

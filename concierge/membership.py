@@ -59,6 +59,31 @@ def enrol_member(
     return member
 
 
+def link_identity(session: Session, ctx: Context, *, platform: str, user: str, other_platform: str,
+                  other_user: str, actor: str) -> Member:
+    """Make `other_platform:other_user` another identity of the member behind `platform:user`.
+
+    One person, one member: their conversations, quota, subscriptions and consent history are
+    kept once, whichever platform they write from. An identity that is an active member of its
+    own is refused (remove that membership first): two histories are never merged silently.
+    """
+    identity = identity_of(session, platform, user)
+    member = session.get(Member, identity.member_id) if identity is not None and identity.member_id else None
+    if member is None or not member.active:
+        raise Refused(f"{user} is not a member; enrol them first with `member add`.")
+    other = _identity(session, other_platform, other_user)
+    if other.member_id == member.id:
+        raise Refused(f"{other_platform}:{other_user} is already {member.display_name}.")
+    if other.member_id is not None:
+        holder = session.get(Member, other.member_id)
+        if holder is not None and holder.active:
+            raise Refused(f"{other_platform}:{other_user} is a member of their own ({holder.display_name}); "
+                          "remove that membership first (`member remove`), then link.")
+    other.member_id = member.id
+    audit(session, ctx, actor, "member.link", member_id=member.id, platform=other_platform, user=other_user)
+    return member
+
+
 def tier_name_of(session: Session, member: Member) -> str:
     tier = session.get(Tier, member.tier_id)
     return tier.name if tier else "?"
