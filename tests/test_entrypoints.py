@@ -149,3 +149,21 @@ def test_the_playground_says_so_when_a_thread_does_not_exist_and_numbers_on_afte
     assert second.returncode == 0, second.stderr
     assert "thread 2 (alice, premium, nutrition): And what after the race?" in second.stdout, second.stdout
     assert "[DM to alice] Stretch and drink." in second.stdout
+
+
+def test_the_demo_plays_a_member_on_discord_with_staff_on_the_playground(tmp_path):
+    result = concierge("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert ("  [staff #concierge-staff] thread 2 (Dana, premium, nutrition; writes from discord:dana): "
+            "Hi from Discord! How long should I stretch after a run?") in lines
+    assert "  [DM to dana on discord] Ten minutes, gently." in lines
+
+
+async def test_the_playground_refuses_an_unknown_platform_prefix(runtime, platform):
+    from adapters.local.playground import LocalDriver
+
+    printed: list[str] = []
+    driver = LocalDriver(runtime, platform, "concierge-staff", printed.append)
+    await driver.line("dana@myspace> hi")
+    assert printed == ["  (only you) `@myspace` is neither a thread number nor a platform (discord, slack)."]

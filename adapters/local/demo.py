@@ -25,6 +25,11 @@ STORY = [
     "bob@1> /concierge close",
     "admin> /concierge frobnicate",
     "admin> /concierge member add",
+    # One desk for both platforms: Dana writes from Discord, the staff answer here as ever.
+    "admin> /concierge member add discord:dana premium Dana",
+    "dana@discord> Hi from Discord! How long should I stretch after a run?",
+    "bob@2> Ten minutes, gently.",
+    "dana@discord> /concierge my-questions",
 ]
 
 

@@ -79,7 +79,8 @@ class LocalPlatform:
         ref = MessageRef(address, str(next(self._messages)))
         self.sent.append(Sent(address, message, ref))
         if address.channel.startswith("dm-"):
-            self._show(f"  [DM to {address.user or address.channel[3:]}] {message.text}")
+            elsewhere = f" on {self.name}" if self.name != "local" else ""
+            self._show(f"  [DM to {address.user or address.channel[3:]}{elsewhere}] {message.text}")
             if button_hints(message.card):
                 self._show(button_hints(message.card))
         elif address.thread:
@@ -95,6 +96,9 @@ class LocalPlatform:
         ref = MessageRef(channel.in_thread(thread), str(next(self._messages)))
         self.sent.append(Sent(channel, message, ref, opened_thread=True))
         title = f" ({message.card.title})" if message.card else ""
+        where = dict(message.card.fields).get("Id", "") if message.card else ""
+        if where and not where.startswith(f"{self.name}:"):  # a member writing from another platform
+            title = f" ({message.card.title}; writes from {where})"
         self._show(f"  [staff #{channel.channel}] thread {thread}{title}: {message.text}")
         self._maybe_lose_answer()
         return ref

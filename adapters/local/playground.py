@@ -21,7 +21,9 @@ from concierge.inbound import CommandInvoked, MemberMessage, Reply, StaffReply
 from concierge.platform import Address
 from concierge.settings import Settings
 
-LINE = re.compile(r"^\s*(?P<who>[\w.-]+)(?:@(?P<thread>\w+))?>\s?(?P<text>.*)$")
+LINE = re.compile(r"^\s*(?P<who>[\w.-]+)(?:@(?P<at>\w+))?>\s?(?P<text>.*)$")
+# Members may write as if from these platforms (`dana@discord> ...`): in-memory stand-ins, no tokens.
+PLAYED = ("discord", "slack")
 HELP = """Type lines as `who> text`. Examples:
   admin> /concierge member add alice premium
   admin> /concierge expert add bob nutrition
@@ -29,7 +31,19 @@ HELP = """Type lines as `who> text`. Examples:
   bob@1> Oats and a banana two hours before.
   bob@1> note: check her allergies next time
   bob@1> /concierge close
+A member may write as if on Discord or Slack: `admin> /concierge member add discord:dana premium`,
+then `dana@discord> Hello from Discord!` (staff answer in the thread as usual).
 `quit` or Ctrl-D leaves."""
+
+
+def playground_platforms(echo: Callable[[str], None] | None) -> dict[str, LocalPlatform]:
+    """The playground's own platform (staff, and members by default) and stand-ins for Discord and Slack."""
+    return {"local": LocalPlatform(echo=echo), **{name: LocalPlatform(echo=echo, name=name) for name in PLAYED}}
+
+
+def playground_runtime(settings: Settings, platforms: dict[str, LocalPlatform], **kwargs) -> Runtime:  # noqa: ANN003
+    """Staff work on the playground itself, whichever platform a member writes from."""
+    return build_runtime(settings.model_copy(update={"staff_platform": "local"}), platforms, **kwargs)
 
 
 class LocalDriver:
@@ -46,6 +60,7 @@ class LocalDriver:
         self._run = uuid.uuid4().hex[:8]  # event ids stay unique across playground sessions on one database
         self._speaker = "admin"
         self._thread: str | None = None
+        self._from = "local"  # the platform a member writes from (`who@discord>`)
 
     def _event_id(self) -> str:
         return f"local-{self._run}-{next(self._ids)}"
@@ -54,20 +69,25 @@ class LocalDriver:
         """Handle one playground line; prints what the bot answers and sends."""
         match = LINE.match(raw)
         if match:
-            self._speaker, self._thread, text = match["who"], match["thread"], match["text"]
+            at = match["at"] or ""
+            if at and not at.isdigit() and at not in PLAYED:
+                self.echo(f"  (only you) `@{at}` is neither a thread number nor a platform ({', '.join(PLAYED)}).")
+                return None
+            self._speaker, text = match["who"], match["text"]
+            self._thread = at if at.isdigit() else None
+            self._from = at if at in PLAYED else "local"
         else:
             text = raw.strip()
         if not text:
             return None
-        who, thread = self._speaker, self._thread
+        who, thread, dm = self._speaker, self._thread, LocalPlatform.dm_address(self._speaker, self._from)
         if text.startswith("/concierge"):
             try:
                 tokens = tuple(shlex.split(text[len("/concierge"):]))
             except ValueError as problem:
                 self.echo(f"  (only you) Could not read that command: {problem}.")
                 return None
-            address = (Address("local", self.staff_channel, who, thread) if thread
-                       else LocalPlatform.dm_address(who))
+            address = Address("local", self.staff_channel, who, thread) if thread else dm
             event = CommandInvoked(self._event_id(), address, tokens)
         elif thread:
             where = Address("local", self.staff_channel, who, thread)
@@ -77,7 +97,7 @@ class LocalDriver:
                 return None
             event = StaffReply(self._event_id(), where, text)
         else:
-            event = MemberMessage(self._event_id(), LocalPlatform.dm_address(who), text, display_name=who)
+            event = MemberMessage(self._event_id(), dm, text, display_name=who)
         reply = await self.runtime.concierge.handle(event)
         if reply is not None and not isinstance(event, MemberMessage):
             self.echo(f"  {reply.text}" if reply.text.startswith("(") else f"  (only you) {reply.text}")
@@ -93,8 +113,9 @@ class LocalDriver:
 
 async def run_script(settings: Settings, lines: Iterable[str], echo: Callable[[str], None] = print) -> None:
     """Play `lines` as if typed, echoing each with its prompt, then what follows it."""
-    platform = LocalPlatform(echo=echo)
-    runtime = build_runtime(settings, {"local": platform})
+    platforms = playground_platforms(echo)
+    platform = platforms["local"]
+    runtime = playground_runtime(settings, platforms)
     try:
         driver = LocalDriver(runtime, platform, settings.staff_channel, echo)
         for line in lines:
@@ -106,8 +127,9 @@ async def run_script(settings: Settings, lines: Iterable[str], echo: Callable[[s
 
 async def run_playground(settings: Settings) -> None:
     """The interactive loop on stdin; the outbox is drained after each line."""
-    platform = LocalPlatform(echo=print)
-    runtime = build_runtime(settings, {"local": platform})
+    platforms = playground_platforms(print)
+    platform = platforms["local"]
+    runtime = playground_runtime(settings, platforms)
     # New threads are numbered on from those of earlier runs on this database.
     platform.start_threads_after(max(await runtime.concierge.thread_numbers("local"), default=0))
     driver = LocalDriver(runtime, platform, settings.staff_channel)
