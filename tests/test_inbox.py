@@ -100,6 +100,8 @@ async def test_a_stuck_message_tells_the_member_once_and_staff_when_given_up(dat
         notices = [sent.message.text for sent in platform.sent if sent.address.channel == "concierge-staff"]
         assert len(notices) == 1 and "could not be processed" in notices[0] and "Question?" in notices[0]
         assert STUCK_AFTER_ATTEMPTS < 5
+        stats = await desk.command("admin", "stats")
+        assert "Inbound messages that could not be processed (kept for review, see `concierge doctor`): 1" in stats
     finally:
         runtime.close()
 
