@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from concierge import desk, duty, membership, snippets, tiers
 from concierge.commands import Command, CommandRegistry, Invocation, Param
 from concierge.digests.commands import DIGEST_COMMANDS
+from concierge.durations import MAX_ID, parse_duration, whole_number
 from concierge.errors import Refused
 from concierge.inbound import FileAttachment, Form, Reply
 from concierge.platform import Button, Card
@@ -24,13 +25,6 @@ from concierge.relay import conversation_in_thread, open_staff_thread, send_to_m
 log = logging.getLogger(__name__)
 
 
-def parse_duration(text: str) -> timedelta:
-    """`7d`, `12h`, `30m` -> a timedelta; ValueError otherwise."""
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    number, unit = text[:-1], text[-1:].lower()
-    if not number.isdigit() or unit not in units or int(number) < 1:
-        raise ValueError(text)
-    return timedelta(**{units[unit]: int(number)})
 
 
 def _user(invocation: Invocation, token: str) -> tuple[str, str]:
@@ -94,9 +88,10 @@ def _member_block(session: Session, inv: Invocation, args: dict[str, Any]) -> st
     platform, user = _user(inv, args["user"])
     until = None
     if args["days"] is not None:
-        if not args["days"].isdigit() or int(args["days"]) < 1:
-            raise Refused("--days is a whole number of days, at least 1. Nothing was changed.")
-        until = inv.ctx.now + timedelta(days=int(args["days"]))
+        days = whole_number(args["days"], 1, 3650)
+        if days is None:
+            raise Refused("--days is a whole number of days from 1 to 3650. Nothing was changed.")
+        until = inv.ctx.now + timedelta(days=days)
     member = membership.set_member_blocked(session, inv.ctx, platform=platform, user=user, blocked=True,
                                            reason=args["reason"] or "", actor=inv.actor, until=until)
     ends = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
@@ -187,9 +182,10 @@ def _tier_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
 def _topic(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     member = member_of(session, inv.address.platform, inv.address.user)
     number, _, topic = args["choice"].partition(":")  # buttons send "12:nutrition"
-    if member is None or not number.isdigit() or not topic:
+    number = whole_number(number, 1, MAX_ID)
+    if member is None or number is None or not topic:
         raise Refused("Pick a topic with the buttons under your question.")
-    conversation = session.get(Conversation, int(number))
+    conversation = session.get(Conversation, number)
     if conversation is None or conversation.member_id != member.id:
         raise Refused("That is not one of your questions.")
     if conversation.status != "choosing":
@@ -210,11 +206,12 @@ def _rate(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Repl
         raise Refused("Only members rate their questions.")
     number, _, score = args["conversation"].partition(":")  # buttons send "12:5"
     score = score or args["score"] or ""
-    if not number.lstrip("#").isdigit() or not score.isdigit():
+    number, score = whole_number(number, 1, MAX_ID), whole_number(score, 0, MAX_ID)  # the range is the desk's
+    if number is None or score is None:
         raise Refused("Rate like this: `/concierge rate <conversation> <1-5> [comment]`.")
-    conversation = _conversation(session, inv, int(number.lstrip("#")))
+    conversation = _conversation(session, inv, number)
     comment = (args["comment"] or "").strip()
-    thanks = desk.rate(session, inv.ctx, conversation, member.id, int(score), comment,
+    thanks = desk.rate(session, inv.ctx, conversation, member.id, score, comment,
                        inv.actor, key=f"cmd:{inv.event_id}")
     if comment:
         return thanks

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from sqlmodel import Session
 
+from concierge.durations import MAX_ID, whole_number
 from concierge.errors import Refused
 from concierge.inbound import Reply
 from concierge.outbox import forget_queued
@@ -152,10 +153,10 @@ class CommandRegistry:
                 continue
             token = remaining.pop(0)
             if param.kind == "int":
-                try:
-                    values[param.name] = int(token.lstrip("#"))
-                except ValueError:
-                    raise UsageError(f"<{param.name}> must be a number, not {token!r}") from None
+                number = whole_number(token, 1, MAX_ID)
+                if number is None:
+                    raise UsageError(f"<{param.name}> must be a number from 1 to {MAX_ID}, not {token[:40]!r}")
+                values[param.name] = number
             elif param.kind == "list":
                 items = [item.strip().lower() for item in token.split(",") if item.strip()]
                 if not items:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from sqlmodel import Session, select
 
 from concierge.digests.cadence import WEEKDAYS, CadenceError, zone
+from concierge.durations import whole_number
 from concierge.errors import Refused
 from concierge.cards import queue_card_update
 from concierge.outbox import THREAD_POST, enqueue
@@ -32,7 +33,8 @@ def parse_days(text: str) -> str:
 
 def set_hours(expert: Expert, hours: str, time_zone: str | None, days: str | None) -> None:
     start, sep, end = hours.partition("-")
-    if not sep or not start.isdigit() or not end.isdigit() or not (0 <= int(start) <= 23 and 0 <= int(end) <= 24):
+    start, end = whole_number(start, 0, 23), whole_number(end, 0, 24)
+    if not sep or start is None or end is None:
         raise Refused("Working hours look like 9-17 (local hours).")
     if time_zone:
         try:
@@ -40,7 +42,7 @@ def set_hours(expert: Expert, hours: str, time_zone: str | None, days: str | Non
         except CadenceError as problem:
             raise Refused(str(problem)) from None
         expert.time_zone = time_zone
-    expert.work_start, expert.work_end = int(start), int(end)
+    expert.work_start, expert.work_end = start, end
     if days:
         expert.work_days = parse_days(days)
 

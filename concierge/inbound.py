@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable
 
@@ -84,6 +85,27 @@ Inbound = MemberMessage | StaffReply | CommandInvoked | ButtonPressed | FormSubm
 WrittenMessage = MemberMessage | StaffReply  # recorded, retried and recovered by catch-up
 KINDS: dict[type, str] = {MemberMessage: "member_message", StaffReply: "staff_reply", CommandInvoked: "command",
                           ButtonPressed: "button", FormSubmitted: "form"}
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL refuses it) and lone surrogates (no UTF-8)
+
+
+def storable(text: str) -> str:
+    """`text` as it can be stored and sent anywhere: NUL dropped, a lone surrogate replaced by U+FFFD."""
+    return _UNSTORABLE.sub(lambda match: "" if match.group() == "\x00" else "\ufffd", text)
+
+
+def normalised(event: Inbound) -> Inbound:
+    """The event with every text it carries made storable (see `storable`); the same object when it was."""
+    changes: dict = {}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            changes[name] = storable(value)
+        elif name in ("tokens", "names") and any(_UNSTORABLE.search(str(part)) for part in value):
+            changes[name] = tuple(storable(part) if isinstance(part, str) else tuple(map(storable, part))
+                                  for part in value)
+    return replace(event, **changes) if changes else event
 
 
 def is_written_message(event: Inbound) -> bool:

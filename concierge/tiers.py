@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from concierge.durations import parse_duration, whole_number
 from concierge.errors import Refused
 from concierge.membership import audit, tier_named
 from concierge.people import Context
 from concierge.records import Conversation, Member, Tier
 
-DURATION = re.compile(r"^(\d+)\s*(m|h|d)$")
-
+LONGEST_TARGET = timedelta(days=30)  # a response target past a month is a typo
+MAX_QUOTA = 100_000  # questions a month
 
 def parse_target(text: str) -> int | None:
     """`4h` -> 240 minutes, `30m`, `2d`; `none` -> no target."""
     if text.lower() == "none":
         return None
-    match = DURATION.match(text.lower())
-    if not match or int(match.group(1)) < 1:
-        raise Refused("A response target looks like 30m, 4h or 2d (or none).")
-    return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+    try:
+        target = parse_duration(text, longest=LONGEST_TARGET)
+    except ValueError:
+        raise Refused("A response target looks like 30m, 4h or 2d (at most 30d), or none.") from None
+    return int(target.total_seconds() // 60)
 
 
 def parse_quota(text: str) -> int | None:
     """`10/month` or `10` -> 10 questions a month; `none` -> unlimited."""
     if text.lower() in ("none", "unlimited"):
         return None
-    number = text.lower().removesuffix("/month")
-    if not number.isdigit():
-        raise Refused("A quota looks like 10/month (or none).")
-    return int(number)
+    number = whole_number(text.lower().removesuffix("/month"), 1, MAX_QUOTA)
+    if number is None:
+        raise Refused(f"A quota looks like 10/month (from 1 to {MAX_QUOTA}), or none.")
+    return number
 
 
 def set_tier(session: Session, ctx: Context, *, name: str, quota: str | None, target: str | None,

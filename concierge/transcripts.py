@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from concierge.member_data import ERASED
+from concierge.durations import parse_duration
 from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, Tier
 
 FORMATS = ("jsonl", "csv", "html")
@@ -28,15 +29,13 @@ FIELDS = ("conversation_id", "member_id", "member_name", "tier", "specialty", "s
           "author", "text", "created_at", "attachments")
 BATCH = 500
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*[0-9]+\s*[mhdw]\s*$", re.IGNORECASE)
 
 
 def parse_since(value: str, now: datetime) -> datetime:
     """`YYYY-MM-DD` (midnight UTC) or a duration back from `now`: `30m`, `12h`, `7d`, `2w`."""
-    match = _DURATION.match(value)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+    if _DURATION.match(value):
+        return now - parse_duration(value)
     try:
         day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
     except ValueError:

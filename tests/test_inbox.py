@@ -255,3 +255,11 @@ async def test_chatter_in_a_thread_no_conversation_has_is_not_ours(desk, runtime
     receipt = await runtime.concierge.receive(
         StaffReply("r1", Address("local", "concierge-staff", "bob", "999"), "Lunch?"))
     assert receipt.status == "done" and receipt.reply is None
+
+
+async def test_a_lone_surrogate_or_a_nul_does_not_keep_a_message_from_being_recorded(desk, runtime, platform):
+    await enrol(desk)
+    receipt = await runtime.concierge.receive(dm("m1", "Broken \ud800 emoji and a \x00 NUL"))
+    await desk.settle()
+    assert receipt.status == "done"
+    assert platform.threads_opened()[0].message.text == "Broken \ufffd emoji and a  NUL"

@@ -53,3 +53,17 @@ async def test_tier_commands(desk, runtime):
     listing = await desk.command("admin", "tier list")
     assert listing.splitlines()[0].startswith("basic") and "premium" in listing
     assert [e.action for e in rows(runtime, AuditEvent)].count("tier.set") == 3
+
+
+async def test_a_target_typo_is_refused_and_the_longest_target_still_relays(desk, platform):
+    """An admin typo must never be stored in a form that breaks a later relay (it used to silence the tier)."""
+    for typo in ("99999999999d", "9999999d", "31d", "²h", "0m"):
+        reply = await desk.command("admin", f"tier set gold --target {typo}")
+        assert reply.startswith("A response target looks like 30m, 4h or 2d (at most 30d)"), (typo, reply)
+    assert "30d" in await desk.command("admin", "tier set gold --target 30d")
+    await desk.command("admin", "member add carol gold")
+    await desk.command("admin", "expert add bob nutrition")
+    await desk.member_writes("carol", "A nutrition question")
+    await desk.settle()
+    [opened] = platform.threads_opened()
+    assert dict(opened.message.card.fields)["Answer by"] == "2026-12-25 09:00 UTC"

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, rrule
 
+from concierge.durations import whole_number
+
 CADENCES = ("daily", "weekly", "monthly")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -113,9 +115,10 @@ def _next_due_cached(cadence: Cadence, after: datetime) -> datetime:
 def parse_quiet(text: str) -> tuple[int, int]:
     """`22-7` -> (22, 7)."""
     start, sep, end = text.partition("-")
-    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+    start, end = whole_number(start, 0, 23), whole_number(end, 0, 23)
+    if not sep or start is None or end is None:
         raise CadenceError("quiet hours look like 22-7 (from 22:00 to 07:00)")
-    return int(start), int(end)
+    return start, end
 
 
 def parse_weekday(text: str) -> int:

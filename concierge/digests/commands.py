@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from concierge.commands import Command, Invocation, Param
 from concierge.digests import catalogue, subscriptions
 from concierge.digests.cadence import CADENCES, Cadence, CadenceError, parse_quiet, parse_weekday
+from concierge.durations import whole_number
 from concierge.errors import Refused
 from concierge.inbound import Reply
 from concierge.membership import audit
@@ -118,16 +119,16 @@ def _subscribe(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
         weekday, day_of_month = 0, 1
         if args["day"]:
             if every == "monthly":
-                if not args["day"].isdigit():
+                day_of_month = whole_number(args["day"], 0, 10**6)  # the cadence says what the range is
+                if day_of_month is None:
                     raise CadenceError("for a monthly digest, --day is a day of the month (1-28)")
-                day_of_month = int(args["day"])
             else:
                 weekday = parse_weekday(args["day"])
         hour = 9
         if args["hour"] is not None:
-            if not args["hour"].isdigit():
+            hour = whole_number(args["hour"], 0, 10**6)  # the cadence says what the range is
+            if hour is None:
                 raise CadenceError("--hour is a number from 0 to 23")
-            hour = int(args["hour"])
         quiet = parse_quiet(args["quiet"]) if args["quiet"] else (None, None)
         cadence = Cadence(every=every, weekday=weekday, day_of_month=day_of_month, hour=hour,
                           time_zone=args["tz"] or inv.ctx.settings.default_time_zone,
