@@ -28,6 +28,7 @@ from concierge.inbound import (
     Reply,
     StaffReply,
     is_written_message,
+    normalised,
 )
 from concierge.inbox import (
     AlreadyHandled,
@@ -117,6 +118,7 @@ class Concierge:
         (`queued`). Raises `NotRecorded` when not even that could be written (do not acknowledge),
         and, for commands, presses and forms, the error itself (they are answered, not queued).
         """
+        event = normalised(event)  # a lone surrogate or a NUL must not keep a message from being recorded
         try:
             reply, claimed, left = await self.db.run(lambda session: self._apply(session, event))
         except AlreadyHandled:
