@@ -284,7 +284,9 @@ class Concierge:
         ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff)
         if not recorded:
             record(session, event, ctx.now)
-        begin_hand_off(session, ctx.now + timedelta(seconds=self.settings.outbox_lease_s))
+        # Only what this process sends through is handed to its dispatcher; the rest waits for its platform's.
+        begin_hand_off(session, ctx.now + timedelta(seconds=self.settings.outbox_lease_s),
+                       frozenset(self.platforms) or None)
         reply = self._dispatch(session, ctx, event)
         hand_off = end_hand_off(session)
         return reply, hand_off.claimed, hand_off.waiting

@@ -80,10 +80,10 @@ def build_runtime(
     db: Database | None = None,
     clock: Clock | None = None,
 ) -> Runtime:
-    """Wire a runtime for `platforms` (the first one hosts the staff channel unless set)."""
+    """Wire a runtime for `platforms` (the staff channel's platform: see `staff_platform_for`)."""
+    staff_platform = staff_platform_for(settings, list(platforms))
     clock = clock or Clock()
     db = db or Database.from_url(settings.database_url.get_secret_value(), synchronous=settings.sqlite_synchronous)
-    staff_platform = settings.staff_platform or next(iter(platforms))
     dispatcher = OutboxDispatcher(
         db,
         platforms,
@@ -114,6 +114,22 @@ def build_runtime(
     return Runtime(db=db, concierge=concierge, dispatcher=dispatcher, inbox=inbox)
 
 
+def staff_platform_for(settings: Settings, names: list[str]) -> str:
+    """The platform of the staff channel: CONCIERGE_STAFF_PLATFORM, else the one platform served.
+
+    With several platforms served and no setting, which side holds the staff threads cannot be
+    guessed: the bot refuses to start and says what to set.
+    """
+    if settings.staff_platform:
+        return settings.staff_platform
+    if len(names) > 1:
+        raise SystemExit(
+            f"{' and '.join(names)} are configured, so the staff channel's platform is not clear: set "
+            f"CONCIERGE_STAFF_PLATFORM to the platform where experts answer ({' or '.join(names)}); "
+            "members write from any of them.")
+    return names[0]
+
+
 def adapter_names() -> list[str]:
     """The platform folders under `adapters/` (a new platform is a new folder)."""
     package = importlib.import_module("adapters")  # found at run time: the core names no adapter
@@ -121,15 +137,14 @@ def adapter_names() -> list[str]:
 
 
 def load_adapter(name: str):
-    """Import `adapters.<name>`; each adapter exposes `is_configured()` and `async run(settings)`."""
+    """Import `adapters.<name>`; each adapter exposes `is_configured()` and `async run(settings)`, and
+    a platform served beside others `async connect(settings, **options)` (see `concierge.serve`)."""
     return importlib.import_module(f"adapters.{name}")
 
 
-def choose_platform(settings: Settings) -> str:
-    """The platform to run: the setting, else the first adapter with tokens, else local."""
+def choose_platforms(settings: Settings) -> list[str]:
+    """The platforms to serve: the one the setting names, else every adapter with tokens, else local."""
     if settings.platform != "auto":
-        return settings.platform
-    for name in adapter_names():
-        if name != "local" and load_adapter(name).is_configured():
-            return name
-    return "local"
+        return [settings.platform]
+    configured = [name for name in adapter_names() if name != "local" and load_adapter(name).is_configured()]
+    return configured or ["local"]

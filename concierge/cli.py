@@ -14,12 +14,13 @@ from pathlib import Path
 
 import typer
 
-from concierge.bootstrap import adapter_names, choose_platform, load_adapter
+from concierge.bootstrap import adapter_names, choose_platforms, load_adapter
 from concierge.clock import utc_now
 from concierge.database import Database, ensure_schema, upgrade
 from concierge.digests.audit import consent_violations
 from concierge.errors import Refused
 from concierge.member_data import erase_member, export_member
+from concierge.serve import serve, settings_for
 from concierge.settings import Settings
 from concierge.transcripts import FORMATS, export, parse_since, purge_older_than
 
@@ -41,33 +42,39 @@ def _database() -> Database:
 
 @app.command()
 def run(
-    platform: str = typer.Option(None, help="local, slack or discord; default: from settings and tokens."),
+    platform: str = typer.Option(None, help="local, slack or discord; default: every platform with tokens "
+                                            "(all from one process), else the local playground."),
     http: bool = typer.Option(False, help="Slack only: serve HTTP events instead of Socket Mode."),
 ) -> None:
-    """Start the bot (the local playground when no platform tokens are set)."""
+    """Start the bot on every configured platform (the local playground when no platform tokens are set)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per 30 s tick is noise
     settings = Settings()
-    name = platform or choose_platform(settings)
-    if name not in adapter_names():
-        raise typer.BadParameter(f"unknown platform {name!r}; choose from {', '.join(adapter_names())}")
-    adapter = load_adapter(name)
+    names = [platform] if platform else choose_platforms(settings)
+    for name in names:
+        if name not in adapter_names():
+            raise typer.BadParameter(f"unknown platform {name!r}; choose from {', '.join(adapter_names())}")
+    settings_for(settings, names)  # refuse before anything starts when the staff platform is unclear
     # Every platform starts the same way: the schema is brought up to date first (once, under a
     # lock, when several processes share PostgreSQL), so no event is acknowledged into a missing table.
     ensure_schema(settings.database_url.get_secret_value())
-    serve = adapter.run(settings, http=True) if http else adapter.run(settings)
+    if len(names) == 1:  # one platform: its own entry point (the playground, or `serve` with one name)
+        adapter = load_adapter(names[0])
+        serving = adapter.run(settings, http=True) if http else adapter.run(settings)
+    else:  # several platforms: one process, one runtime (see concierge.serve)
+        serving = serve(settings, names, http=http)
     try:
-        asyncio.run(_until_signalled(serve))
+        asyncio.run(_until_signalled(serving))
     except KeyboardInterrupt:
         pass
 
 
-async def _until_signalled(serve) -> None:  # noqa: ANN001 - the adapter's run() coroutine
-    """Run the adapter; SIGTERM (systemd, containers) stops it like Ctrl-C: its `finally` blocks stop
-    taking events, let what was acknowledged finish, record the outcomes, and close."""
+async def _until_signalled(serving) -> None:  # noqa: ANN001 - the serving coroutine
+    """Serve; SIGTERM (systemd, containers) stops it like Ctrl-C: its `finally` blocks stop taking
+    events, let what was acknowledged finish, record the outcomes, and close."""
     import signal
 
-    task = asyncio.ensure_future(serve)
+    task = asyncio.ensure_future(serving)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -97,6 +104,9 @@ def doctor() -> None:
         if check is not None:
             checked.append(name)
             problems += [f"{name}: {problem}" for problem in check(settings)]
+    if len(checked) > 1 and not settings.staff_platform:
+        problems.append(f"CONCIERGE_STAFF_PLATFORM is not set: with {' and '.join(checked)} configured, name the "
+                        "platform where experts answer (members write from any of them).")
     problems += _inbox_problems(settings)
     for problem in problems:
         typer.echo(problem)
@@ -132,7 +142,7 @@ def stats(
     chart: Path = typer.Option(None, help="Also draw the figures into this PNG file."),
 ) -> None:
     """Desk statistics: conversations, first-response times, targets, ratings, busiest hours."""
-    from concierge.command_set import parse_duration
+    from concierge.durations import parse_duration
     from concierge.stats import collect, draw_chart, render_text
 
     try:

@@ -83,11 +83,14 @@ class HandOff:
     claimed: list[Claimed] = field(default_factory=list)
     waiting: set[int] = field(default_factory=set)  # conversations with items left for a scan
     taken: set[int] = field(default_factory=set)  # conversations with an item claimed here
+    # The platforms this process sends through (None: any). An item for another platform is left
+    # pending for the process that serves it (two processes, one per platform, on one database).
+    platforms: frozenset[str] | None = None
 
 
-def begin_hand_off(session: Session, lease_until: datetime) -> HandOff:
-    """Let `enqueue` claim, in this transaction, the items that may go at once."""
-    hand_off = session.info[HAND_OFF] = HandOff(lease_until)
+def begin_hand_off(session: Session, lease_until: datetime, platforms: frozenset[str] | None = None) -> HandOff:
+    """Let `enqueue` claim, in this transaction, the items that may go at once (through `platforms`)."""
+    hand_off = session.info[HAND_OFF] = HandOff(lease_until, platforms=platforms)
     return hand_off
 
 
@@ -99,7 +102,7 @@ def forget_queued(session: Session) -> None:
     """After a rollback: the items this transaction queued no longer exist."""
     hand_off = session.info.get(HAND_OFF)
     if hand_off is not None:
-        session.info[HAND_OFF] = HandOff(hand_off.lease_until)
+        session.info[HAND_OFF] = HandOff(hand_off.lease_until, platforms=hand_off.platforms)
 
 
 def enqueue(
@@ -118,7 +121,7 @@ def enqueue(
     of its conversation is still unsent: messages of a conversation go out in order.
     """
     hand_off: HandOff | None = session.info.get(HAND_OFF)
-    claim = hand_off is not None and (
+    claim = hand_off is not None and (hand_off.platforms is None or address.platform in hand_off.platforms) and (
         conversation_id is None
         or (
             conversation_id not in hand_off.taken

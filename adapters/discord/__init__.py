@@ -17,3 +17,14 @@ async def run(settings, http: bool = False) -> None:  # noqa: ANN001 - concierge
     from adapters.discord.bot import serve
 
     await serve(settings)
+
+
+async def connect(settings, **_options):  # noqa: ANN001, ANN201
+    """Discord's `concierge.serve.Connection`, to serve beside other platforms from one runtime.
+
+    Discord has no HTTP events mode: `--http` is Slack's.
+    """
+    from adapters.discord.bot import DiscordConnection, spans_platforms
+    from adapters.discord.settings import DiscordSettings
+
+    return DiscordConnection(settings, DiscordSettings(), users_as_text=spans_platforms(settings))

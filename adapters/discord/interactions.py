@@ -24,6 +24,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 REPLY_CHARS = 2000
 FAILED = "Sorry, something went wrong on our side. Please try again."
 FILE_NOT_SENT = "Sorry, the chart could not be attached. Please try again in a minute."
+RESTARTING = "The concierge is restarting; nothing was changed. Please try again in a minute."
 
 
 def address_of(interaction: discord.Interaction) -> Address:
@@ -93,22 +94,27 @@ async def answer(interaction: discord.Interaction, event: Inbound) -> None:
     `interaction_defer_after_s`, the answer is deferred ("thinking...") and sent as a follow-up.
     """
     client: Any = interaction.client
-    responder = InteractionResponder(interaction)
-    work = asyncio.ensure_future(client.concierge.answer(event, responder))
-    done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
-    if not done and not responder.shown:
+    if client.intake.closed:  # shutting down: nothing reaches the core any more
+        with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, OSError):
+            await send_private(interaction, RESTARTING)
+        return
+    with client.intake.handling():
+        responder = InteractionResponder(interaction)
+        work = asyncio.ensure_future(client.concierge.answer(event, responder))
+        done, _ = await asyncio.wait({work}, timeout=client.discord_settings.interaction_defer_after_s)
+        if not done and not responder.shown:
+            try:
+                await responder.defer()
+            except (discord.HTTPException, aiohttp.ClientError, OSError):
+                log.warning("could not defer the answer to %s", type(event).__name__, exc_info=True)
         try:
-            await responder.defer()
-        except (discord.HTTPException, aiohttp.ClientError, OSError):
-            log.warning("could not defer the answer to %s", type(event).__name__, exc_info=True)
-    try:
-        await work
-    except Exception:
-        # The core answers its own failures; this is Discord refusing the answer (or a bug here).
-        log.exception("could not answer %s", type(event).__name__)
-        if not responder.shown:
-            with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, OSError):
-                await send_private(interaction, FAILED)
+            await work
+        except Exception:
+            # The core answers its own failures; this is Discord refusing the answer (or a bug here).
+            log.exception("could not answer %s", type(event).__name__)
+            if not responder.shown:
+                with contextlib.suppress(discord.HTTPException, aiohttp.ClientError, OSError):
+                    await send_private(interaction, FAILED)
 
 
 async def send_private(interaction: discord.Interaction, text: str, card: Card | None = None,

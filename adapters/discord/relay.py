@@ -74,20 +74,26 @@ class RelayCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        event = await self.inbound_of(message)
-        if event is None:
-            return
-        await self.catch_up.plan_taken()
-        if await self.deliver(event) is not None and isinstance(event, MemberMessage):
-            self.catch_up.first_seen(event)
+        if self.bot.intake.closed:
+            return  # shutting down: read back by the catch-up of the next start
+        with self.bot.intake.handling():
+            event = await self.inbound_of(message)
+            if event is None:
+                return
+            await self.catch_up.plan_taken()
+            if await self.deliver(event) is not None and isinstance(event, MemberMessage):
+                self.catch_up.first_seen(event)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
-        event = self.edit_of(payload.message)
-        if event is None:
+        if self.bot.intake.closed:
             return
-        await self.catch_up.plan_taken()
-        await self.deliver(event)
+        with self.bot.intake.handling():
+            event = self.edit_of(payload.message)
+            if event is None:
+                return
+            await self.catch_up.plan_taken()
+            await self.deliver(event)
 
     async def deliver(self, event: Inbound) -> Receipt | None:
         """Hand a message to the core; one it could not record is left to the catch-up (logged)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from typing import Any, Awaitable, Callable
 
 import discord
@@ -25,6 +26,8 @@ MAX_CHOICES = 25
 OPTION_TYPES: dict[str, type] = {"user": discord.User, "int": int, "word": str, "list": str, "text": str,
                                  "flag": bool}
 SUGGESTED = {"tier", "specialties"}  # options autocompleted with the values the database knows
+# A user typed into a text option: Discord writes a picked `@name` as `<@id>` (`<@!id>` for a nickname).
+TYPED_MENTION = re.compile(r"<@!?(\d+)>")
 
 Invoke = Callable[[discord.Interaction, tuple[str, ...], tuple[tuple[str, str], ...]], Awaitable[None]]
 Suggest = Callable[[discord.Interaction, str, str], Awaitable[list[str]]]
@@ -48,6 +51,8 @@ def tokens_for(command: Command, options: dict[str, Any]) -> tuple[str, ...]:
             continue
         if isinstance(value, (discord.User, discord.Member)):
             value = value.id
+        elif param.kind == "user" and (typed := TYPED_MENTION.fullmatch(str(value).strip())):
+            value = typed[1]  # a mention typed as text; `platform:id` goes on as it is
         tokens.append(f"--{param.name}={value}" if param.option else str(value))
     return tuple(tokens)
 
@@ -59,7 +64,8 @@ def names_in(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
                  if isinstance(value, (discord.User, discord.Member)))
 
 
-def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None) -> app_commands.Command:
+def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None,
+                 users_as_text: bool = False) -> app_commands.Command:
     async def callback(interaction: discord.Interaction, **options: Any) -> None:
         await invoke(interaction, tokens_for(command, options), names_in(options))
 
@@ -67,10 +73,11 @@ def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None) -> a
     parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     annotation=discord.Interaction)]
     for param in command.params:
+        kind = "text" if users_as_text and param.kind == "user" else param.kind
         parameters.append(inspect.Parameter(
             param.name,
             inspect.Parameter.KEYWORD_ONLY,
-            annotation=OPTION_TYPES.get(param.kind, str),
+            annotation=OPTION_TYPES.get(kind, str),
             default=None if param.optional or param.option else inspect.Parameter.empty,
         ))
     callback.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -100,8 +107,14 @@ def _autocomplete(param: Param, suggest: Suggest | None):  # noqa: ANN202
     return complete
 
 
-def build_group(invoke: Invoke, registry: CommandRegistry = REGISTRY, suggest: Suggest | None = None) -> app_commands.Group:
-    """`/concierge` with one subcommand per registry command; two-word paths become subgroups."""
+def build_group(invoke: Invoke, registry: CommandRegistry = REGISTRY, suggest: Suggest | None = None,
+                users_as_text: bool = False) -> app_commands.Group:
+    """`/concierge` with one subcommand per registry command; two-word paths become subgroups.
+
+    A `user` parameter is a user option (Discord's picker, with the person's name), or with
+    `users_as_text` a text option, where a person on another platform can be named (`slack:U0123`)
+    as well as mentioned: a desk that spans platforms needs that.
+    """
     root = app_commands.Group(
         name=ROOT,
         description="Concierge: members, experts, conversations and digests",
@@ -120,7 +133,7 @@ def build_group(invoke: Invoke, registry: CommandRegistry = REGISTRY, suggest: S
             if parent is None:
                 parent = subgroups[word] = app_commands.Group(name=word, description=_describe(f"{word} commands"))
                 root.add_command(parent)
-        parent.add_command(_app_command(command, invoke, suggest))
+        parent.add_command(_app_command(command, invoke, suggest, users_as_text))
     return root
 
 
@@ -179,7 +192,8 @@ class SlashCog(commands.Cog):
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
-        self.group = build_group(self.invoke, bot.concierge.registry, suggest=self.suggest)
+        self.group = build_group(self.invoke, bot.concierge.registry, suggest=self.suggest,
+                                 users_as_text=bot.users_as_text)
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.group, override=True)

@@ -20,7 +20,15 @@ def is_configured() -> bool:
 
 
 async def run(settings, http: bool = False) -> None:  # noqa: ANN001
-    """Serve Slack: Socket Mode with SLACK_APP_TOKEN, or HTTP mode (`http=True`) with SLACK_SIGNING_SECRET."""
+    """Serve Slack alone: Socket Mode with SLACK_APP_TOKEN, or HTTP mode (`http=True`) with SLACK_SIGNING_SECRET."""
     from adapters.slack.server import run as serve
 
     await serve(settings, http=http)
+
+
+async def connect(settings, http: bool = False, **_options):  # noqa: ANN001, ANN201
+    """Slack's `concierge.serve.Connection`, to serve beside other platforms from one runtime."""
+    from adapters.slack.server import SlackConnection
+    from adapters.slack.settings import SlackSettings
+
+    return SlackConnection(settings, SlackSettings(), http=http)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.slack.manifest import COMMAND
-from adapters.slack.mrkdwn import escape
+from adapters.slack.mrkdwn import escape, to_mrkdwn
 from concierge.inbound import Form
 from concierge.platform import Button, Card, Outbound
 from concierge.relay import NOTE_PREFIX
@@ -72,7 +72,7 @@ def card_blocks(card: Card, text: str, *, thread_hint: bool = False, paged: str 
     title_line, _, rest = text.partition("\n")
     if rest and len(card.title) <= HEADER_MAX and title_line.strip() == card.title.strip():
         text = rest  # the header shows it already (a digest edition starts with its title)
-    escaped = escape(text)
+    escaped = escape(to_mrkdwn(text))
     if escaped:
         # Escaping grows the text; a long message spreads over several sections.
         for part in _chunks(escaped, SECTION_TEXT_MAX)[: MESSAGE_BLOCKS_MAX - 3 - len(blocks)]:
@@ -112,18 +112,18 @@ def mention_line(user_ids: tuple[str, ...]) -> str:
 
 
 def message_fields(message: Outbound, *, opens_thread: bool = False) -> dict[str, Any]:
-    """`text` (escaped; with a card, the notification fallback) and `blocks` for chat.* methods.
+    """`text` (in Slack's formatting, escaped; with a card, the notification fallback) and `blocks` for chat.* methods.
 
     `message.mentions` come first, as real mentions (in the fallback text and, for a card, in a
     block under the header); the text itself is escaped, so it never pings anyone.
     """
     paged = mention_line(message.mentions)
     if message.card is None:
-        text = escape(message.text)
+        text = escape(to_mrkdwn(message.text))
         return {"text": f"{paged} {text}" if paged else text}
     title = message.card.title.strip()
     fallback = f"{title}: {message.text}" if message.text and title else message.text or title
-    text = escape(fallback)
+    text = escape(to_mrkdwn(fallback))
     blocks = card_blocks(message.card, message.text, thread_hint=opens_thread, paged=paged)
     return {"text": f"{paged} {text}" if paged else text, "blocks": blocks}
 

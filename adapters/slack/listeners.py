@@ -39,7 +39,7 @@ from adapters.slack.catch_up import CatchUpCounts, SlackCatchUp
 from adapters.slack.home import render_home
 from adapters.slack.manifest import COMMAND
 from adapters.slack.names import SlackNames, shown_name
-from adapters.slack.mrkdwn import command_tokens, to_plain
+from adapters.slack.mrkdwn import command_tokens, from_mrkdwn, to_plain
 from adapters.slack.platform import PLATFORM, SlackPlatform, ts_to_datetime
 from concierge.app import FAILED
 from concierge.bootstrap import Runtime
@@ -309,13 +309,13 @@ class SlackListeners:
             edited_ts = (message.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts")
             event_id = f"{channel}:{message.get('ts')}:edit:{edited_ts}"
             return MemberMessage(event_id, Address(PLATFORM, channel, message["user"], workspace=team),
-                                 to_plain(message.get("text", "")), _attachments(message.get("files")), edited=True,
+                                 from_mrkdwn(to_plain(message.get("text", ""))), _attachments(message.get("files")), edited=True,
                                  display_name=self.names.cached(message["user"]), written_at=_written_at(edited_ts))
         if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not event.get("user"):
             return None
         ts = event.get("ts") or event.get("event_ts") or ""
         event_id = f"{channel}:{ts}"
-        text = to_plain(event.get("text", ""))
+        text = from_mrkdwn(to_plain(event.get("text", "")))
         attachments = _attachments(event.get("files"))
         if event.get("channel_type") == "im":
             return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments,

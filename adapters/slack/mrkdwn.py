@@ -4,6 +4,11 @@ Slack encodes mentions and links as `<...>` and escapes `&`, `<`, `>` in what pe
 turn inbound text into plain text (`<!channel>` becomes the words "@channel"), and escape all
 outbound text, so nothing a member or an expert wrote can ping a channel, a group or a person
 on the other side. Posts also go out with `parse="none"` and `link_names=False`.
+
+Formatting: the core keeps text in the markdown Discord (and most chat) uses, `**bold**`,
+`*italic*` or `_italic_`, `~~struck~~`; Slack writes `*bold*`, `_italic_`, `~struck~`. What
+people type in Slack is translated in (`from_mrkdwn`) and what we post out (`to_mrkdwn`), outside
+code spans, so a member on one platform and an expert on the other each see the other's bold as bold.
 """
 
 from __future__ import annotations
@@ -15,6 +20,40 @@ _ENTITY = re.compile(r"<([^<>]*)>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^<>]*)?>")
 _CURLY_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"'})
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)  # code blocks and spans: never reformatted
+# Slack's emphasis: the marks hug the words, and no letter or digit touches them outside ("2*3*4" stays).
+_SLACK_MARKS = re.compile(r"(?<![\w*])\*(?![\s*])([^*\n]+?)(?<![\s*])\*(?![\w*])"
+                          r"|(?<![\w~])~(?![\s~])([^~\n]+?)(?<![\s~])~(?![\w~])")
+_MARKDOWN_MARKS = re.compile(r"\*\*(?!\s)([^\n]+?)(?<!\s)\*\*"
+                             r"|(?<![\w*])\*(?![\s*])([^*\n]+?)(?<![\s*])\*(?![\w*])"
+                             r"|~~(?!\s)([^\n]+?)(?<!\s)~~")
+
+
+def _outside_code(text: str, convert) -> str:  # noqa: ANN001 - str -> str
+    parts = _CODE.split(text)
+    return "".join(part if index % 2 else convert(part) for index, part in enumerate(parts))
+
+
+def from_mrkdwn(text: str) -> str:
+    """Slack's `*bold*` and `~struck~` as the core's `**bold**` and `~~struck~~` (`_italic_` is the same)."""
+
+    def mark(match: re.Match[str]) -> str:
+        return f"**{match[1]}**" if match[1] is not None else f"~~{match[2]}~~"
+
+    return _outside_code(text, lambda part: _SLACK_MARKS.sub(mark, part))
+
+
+def to_mrkdwn(text: str) -> str:
+    """The core's `**bold**`, `*italic*` and `~~struck~~` as Slack writes them: `*bold*`, `_italic_`, `~struck~`."""
+
+    def mark(match: re.Match[str]) -> str:
+        if match[1] is not None:
+            return f"*{match[1]}*"
+        if match[2] is not None:
+            return f"_{match[2]}_"
+        return f"~{match[3]}~"
+
+    return _outside_code(text, lambda part: _MARKDOWN_MARKS.sub(mark, part))
 
 
 def escape(text: str) -> str:
@@ -66,7 +105,7 @@ def command_tokens(text: str) -> tuple[str, ...]:
     """
     text = _USER.sub(lambda m: m.group(1), text or "")
     text = _CHANNEL.sub(lambda m: m.group(1), text)
-    text = to_plain(text).translate(_CURLY_QUOTES)
+    text = from_mrkdwn(to_plain(text)).translate(_CURLY_QUOTES)
     try:
         tokens = shlex.split(text)
     except ValueError:

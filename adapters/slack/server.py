@@ -1,4 +1,4 @@
-"""Running the Slack bot: Socket Mode (default) or HTTP mode, with the outbox dispatcher alongside."""
+"""Running the Slack bot: Socket Mode (default) or HTTP mode, on a runtime it may share with other platforms."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from adapters.slack.listeners import SlackListeners
 from adapters.slack.manifest import EVENTS_PATH
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.settings import SlackSettings, looks_like_channel_id
-from concierge.bootstrap import build_runtime
+from concierge.bootstrap import Runtime, build_runtime
 from concierge.clock import Clock
+from concierge.serve import serve_connections, settings_for
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,54 +88,82 @@ def catch_up_on_hello(listeners: SlackListeners):  # noqa: ANN201
     return on_message
 
 
+def staff_channel_warnings(settings: Settings) -> list[str]:
+    """Staff channels that are not Slack channel ids, when the staff threads live on Slack."""
+    if settings.staff_platform not in ("", "slack"):
+        return []  # the staff channels are another platform's: its adapter checks them
+    warnings = []
+    for channel in settings.staff_channels():  # the staff channel, and each CONCIERGE_SPECIALTY_CHANNELS one
+        if not looks_like_channel_id(channel):
+            setting = "CONCIERGE_STAFF_CHANNEL" if channel == settings.staff_channel else "CONCIERGE_SPECIALTY_CHANNELS"
+            warnings.append(f"{setting}: {channel!r} is not a Slack channel id (C0123ABCD); staff replies will not "
+                            "be recognised. Run `concierge slack doctor`.")
+    return warnings
+
+
+class SlackConnection:
+    """Slack's side of a running bot (`concierge.serve.Connection`): the Web API client and its
+    `SlackPlatform` first, then, attached to the shared runtime, the bolt app served over HTTP
+    (`http=True`) or Socket Mode, with the catch-up after downtime."""
+
+    def __init__(self, settings: Settings, slack: SlackSettings, *, http: bool = False) -> None:
+        missing = slack.missing_for(http)
+        if missing:
+            raise SystemExit(f"Slack is not configured: set {', '.join(missing)} (see docs/slack.md).")
+        for warning in staff_channel_warnings(settings):
+            log.warning("%s", warning)
+        self.settings = settings
+        self.slack = slack
+        self.http = http
+        # Made inside the running loop (aiohttp wants one); closed last, after the outbox stopped.
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S))
+        self.platform = SlackPlatform(web_client(slack, self.session))
+        self.listeners: SlackListeners | None = None
+        self.port: int | None = None  # HTTP mode: the port bound
+        self._runner: web.AppRunner | None = None
+        self._handler: AsyncSocketModeHandler | None = None
+
+    async def start(self, runtime: Runtime) -> None:
+        slack = self.slack
+        self.listeners = listeners = SlackListeners(runtime, self.settings, self.platform,
+                                                    signing_secret=slack.secret("signing_secret"),
+                                                    catch_up_per_min=slack.catch_up_per_min)
+        if self.http:
+            self._runner, self.port = await start_http(listeners.app, slack.http_host, slack.http_port)
+            log.info("serving Slack events at http://%s:%s%s (HTTP mode)", slack.http_host, self.port, EVENTS_PATH)
+            # What was written while we were stopped; events arriving meanwhile are fine (de-duplicated).
+            listeners.start_catch_up()
+        else:
+            self._handler = AsyncSocketModeHandler(listeners.app, slack.secret("app_token"))
+            # Slack says hello on every new connection: the catch-up reads what was missed meanwhile.
+            self._handler.client.message_listeners.append(catch_up_on_hello(listeners))
+            await self._handler.connect_async()
+            log.info("connected to Slack (Socket Mode)")
+
+    async def wait(self) -> None:
+        await asyncio.Event().wait()  # the server and the socket client keep themselves up
+
+    async def stop(self) -> None:
+        # No new events (the server or the socket is closed); what was acknowledged finishes.
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._handler is not None:
+            await self._handler.close_async()
+            self._handler = None
+        if self.listeners is not None:
+            await self.listeners.stop_catch_up()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await self.listeners.idle(timeout=10)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
 async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | None = None) -> None:
-    """Serve Slack until cancelled (Ctrl-C): Socket Mode, or HTTP mode with `http=True`.
+    """Serve Slack alone until cancelled (Ctrl-C): Socket Mode, or HTTP mode with `http=True`.
 
     `concierge run` migrates the database before it calls this.
     """
-    slack = slack or SlackSettings()
-    missing = slack.missing_for(http)
-    if missing:
-        raise SystemExit(f"Slack is not configured: set {', '.join(missing)} (see docs/slack.md).")
-    for channel in settings.staff_channels() if settings.staff_platform in ("", "slack") else ():
-        if not looks_like_channel_id(channel):  # the staff channel, or a CONCIERGE_SPECIALTY_CHANNELS one
-            setting = "CONCIERGE_STAFF_CHANNEL" if channel == settings.staff_channel else "CONCIERGE_SPECIALTY_CHANNELS"
-            log.warning("%s: %r is not a Slack channel id (C0123ABCD); staff replies will not "
-                        "be recognised. Run `concierge slack doctor`.", setting, channel)
-    timeout = aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        listeners = wire(settings, web_client(slack, session), signing_secret=slack.secret("signing_secret"),
-                         catch_up_per_min=slack.catch_up_per_min)
-        runtime = listeners.runtime
-        # The outbox and inbox workers and the digest scheduler.
-        worker = asyncio.create_task(runtime.run_background(), name="concierge-background")
-        try:
-            if http:
-                runner, port = await start_http(listeners.app, slack.http_host, slack.http_port)
-                log.info("serving Slack events at http://%s:%s%s (HTTP mode)", slack.http_host, port, EVENTS_PATH)
-                # What was written while we were stopped; events arriving meanwhile are fine (de-duplicated).
-                listeners.start_catch_up()
-                try:
-                    await asyncio.Event().wait()
-                finally:
-                    await runner.cleanup()
-            else:
-                handler = AsyncSocketModeHandler(listeners.app, slack.secret("app_token"))
-                # Slack says hello on every new connection: the catch-up reads what was missed meanwhile.
-                handler.client.message_listeners.append(catch_up_on_hello(listeners))
-                try:
-                    await handler.connect_async()
-                    log.info("connected to Slack (Socket Mode)")
-                    await asyncio.Event().wait()
-                finally:
-                    await handler.close_async()
-        finally:
-            # Ctrl-C or SIGTERM: no new events (the server or socket is closed above); what was
-            # acknowledged finishes; the send in flight finishes and its outcome is recorded.
-            await listeners.stop_catch_up()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await listeners.idle(timeout=10)
-            await runtime.stop_background(worker)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(runtime.concierge.told(), 5)
-            runtime.close()
+    settings = settings_for(settings, ["slack"])
+    await serve_connections(settings, [SlackConnection(settings, slack or SlackSettings(), http=http)])

@@ -87,14 +87,20 @@ class DiscordWorld:
         values.update(discord_overrides)
         self.discord_settings = DiscordSettings(_env_file=None, **values)
         self.bot: ConciergeBot | None = None
+        self._owns_runtime = True
         self.people: dict[str, dict[str, Any]] = {}
 
     # The bot's life.
 
-    async def start(self) -> ConciergeBot:
-        """A new bot process: log in over HTTP, then receive the guild as the gateway sends it."""
-        bot = create_bot(self.settings, self.discord_settings, clock=self.clock, run_outbox=False)
-        bot.runtime.concierge.registry = self.registry  # the commands the core answers (and the bot renders)
+    async def start(self, bot: ConciergeBot | None = None) -> ConciergeBot:
+        """A new bot process: log in over HTTP, then receive the guild as the gateway sends it.
+
+        `bot`: one wired to a runtime it shares with other platforms (its owner closes that runtime).
+        """
+        self._owns_runtime = bot is None
+        if bot is None:
+            bot = create_bot(self.settings, self.discord_settings, clock=self.clock)
+            bot.runtime.concierge.registry = self.registry  # the commands the core answers (and the bot renders)
         await bot.login(self.fake.token)
         self.bot = bot
         self.gateway("GUILD_CREATE", self.fake.guild_payload())
@@ -104,7 +110,8 @@ class DiscordWorld:
     async def stop(self) -> None:
         if self.bot is not None:
             await self.bot.close()
-            self.bot.runtime.close()
+            if self._owns_runtime:
+                self.bot.runtime.close()
             self.bot = None
 
     async def restart(self) -> ConciergeBot:

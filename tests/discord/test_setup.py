@@ -14,9 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 import adapters.discord as adapter
-from adapters.discord.bot import intents, required_permissions, startup_problems
+from adapters.discord.bot import intents, required_permissions, spans_platforms, startup_problems
 from adapters.discord.cli import application_id_from_token, cli, doctor, find_problems, invite_url
 from adapters.discord.settings import DiscordSettings
+from adapters.discord.slash import build_group, tokens_for
+from concierge.command_set import REGISTRY
 from tests.conftest import make_settings
 from tests.discord.test_contract import DiscordDriver
 from tests.contract.scenarios import question_answer_note_close
@@ -70,6 +72,38 @@ def test_startup_needs_a_token_a_guild_and_a_staff_channel_id():
         "DISCORD_TOKEN", "DISCORD_GUILD_ID", "CONCIERGE_STAFF_CHANNEL"]
     assert startup_problems(make_settings("sqlite://", staff_channel="123"),
                             DiscordSettings(_env_file=None, token="t", guild_id=1)) == []
+
+
+def test_the_staff_channels_must_be_discord_ids_only_when_the_staff_works_on_discord():
+    ready = DiscordSettings(_env_file=None, token="t", guild_id=1)
+    on_slack = make_settings("sqlite://", staff_platform="slack", staff_channel="C0STAFF",
+                             specialty_channels={"physio": "C0PHYSIO"})
+    assert startup_problems(on_slack, ready) == [], "members on Discord, experts in Slack's channels"
+    on_discord = on_slack.model_copy(update={"staff_platform": "discord"})
+    assert [problem.split(" ")[0] for problem in startup_problems(on_discord, ready)] == [
+        "CONCIERGE_STAFF_CHANNEL", "CONCIERGE_SPECIALTY_CHANNELS"]
+
+
+def test_a_desk_spanning_platforms_names_people_as_text(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    alone = make_settings("sqlite://", staff_channel="123")
+    assert not spans_platforms(alone), "Discord alone: the user picker, with names"
+    assert spans_platforms(alone.model_copy(update={"staff_platform": "slack"})), "staff on Slack"
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    assert spans_platforms(alone), "Slack served too, by this process or a second one"
+
+    async def not_run(interaction, tokens, names=()):  # noqa: ANN001, ANN202
+        raise AssertionError
+
+    def user_option(group):  # noqa: ANN001, ANN202
+        return group.get_command("member").get_command("add").get_parameter("user").type
+
+    assert user_option(build_group(not_run)) is discord.AppCommandOptionType.user
+    assert user_option(build_group(not_run, users_as_text=True)) is discord.AppCommandOptionType.string
+    add, _ = REGISTRY.find(("member", "add"))
+    assert tokens_for(add, {"user": "<@!80351110224678912>", "tier": "premium"})[2] == "80351110224678912"
+    assert tokens_for(add, {"user": "slack:U0123ABC", "tier": "premium"})[2] == "slack:U0123ABC"
 
 
 def test_is_configured_reads_the_environment_without_importing_discord(tmp_path):

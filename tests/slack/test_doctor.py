@@ -105,3 +105,15 @@ def test_settings_hide_secrets_and_read_the_environment(monkeypatch, tmp_path):
     assert settings.secret("bot_token") == "xoxb-very-secret" and settings.secret("app_token") == ""
     assert settings.api_url == "https://slack-gov.com/api/" and settings.http_port == 8080
     assert settings.missing_for(http=True) == [] and settings.missing_for(http=False) == ["SLACK_APP_TOKEN"]
+
+
+def test_staff_channels_are_checked_as_slack_ids_only_when_the_staff_works_on_slack():
+    from adapters.slack.server import staff_channel_warnings
+
+    named = core_settings(URL, staff_channel="concierge-staff", specialty_channels={"physio": "1234567890"})
+    assert [warning.split(":")[0] for warning in staff_channel_warnings(named)] == [
+        "CONCIERGE_STAFF_CHANNEL", "CONCIERGE_SPECIALTY_CHANNELS"]
+    on_slack = named.model_copy(update={"staff_platform": "slack"})
+    assert len(staff_channel_warnings(on_slack)) == 2
+    on_discord = named.model_copy(update={"staff_platform": "discord"})
+    assert staff_channel_warnings(on_discord) == [], "members on Slack, experts in Discord's channels"

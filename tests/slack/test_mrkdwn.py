@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack.mrkdwn import command_tokens, escape, to_plain, unescape
+from adapters.slack.mrkdwn import command_tokens, escape, from_mrkdwn, to_mrkdwn, to_plain, unescape
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,28 @@ def test_whatever_a_person_types_is_posted_inert(typed):
 )
 def test_command_text_becomes_tokens(text, tokens):
     assert command_tokens(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("slack", "core"),
+    [
+        ("*Oats* and _rice_, not ~chips~", "**Oats** and _rice_, not ~~chips~~"),
+        ("*two words* before.", "**two words** before."),
+        ("2*3*4 and a * b * c", "2*3*4 and a * b * c"),  # arithmetic, not emphasis
+        ("snake_case_name", "snake_case_name"),
+        ("`*code*` and ```\n*block*\n``` stay, *this* not", "`*code*` and ```\n*block*\n``` stay, **this** not"),
+    ],
+)
+def test_slack_formatting_in_and_out(slack, core):
+    assert from_mrkdwn(slack) == core
+    assert to_mrkdwn(core) == slack
+
+
+def test_discord_style_italic_and_bold_read_right_in_slack():
+    assert to_mrkdwn("**Bold**, *italic*, __under__ and ~~gone~~") == "*Bold*, _italic_, __under__ and ~gone~"
+    assert to_mrkdwn("a ** b") == "a ** b"
+
+
+def test_command_text_is_read_in_the_cores_formatting():
+    assert command_tokens('snippet add carbs "*Oats* first, ~no~ chips"') == (
+        "snippet", "add", "carbs", "**Oats** first, ~~no~~ chips")
