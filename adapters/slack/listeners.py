@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 # Message subtypes that carry something a person wrote; all others (joins, deletions, bot
 # posts, channel topic changes...) are ignored.
-WRITTEN_SUBTYPES = {None, "file_share", "thread_broadcast"}
+WRITTEN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}  # /me text is written text
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
 # A reply's file (the stats chart) cannot ride on an ephemeral answer: it goes to the person's DM with the bot.
@@ -220,6 +220,7 @@ class SlackListeners:
         self.concierge = runtime.concierge
         self.settings = settings
         self.platform = platform
+        self.signing_secret = signing_secret
         self.inflight = InFlight()
         self.catch_up = SlackCatchUp(self, per_minute=catch_up_per_min)
         self.names = SlackNames(platform.client)

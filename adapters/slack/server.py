@@ -12,8 +12,10 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.bodies import body_problem
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.manifest import EVENTS_PATH
 from adapters.slack.platform import SlackPlatform
@@ -28,14 +30,25 @@ log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_S = 30
 
 
-def events_web_app(app: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
+def events_web_app(app: AsyncApp, path: str = EVENTS_PATH, *, signing_secret: str = "") -> web.Application:
     """An aiohttp application serving bolt's request handler at `POST path`, plus `GET /healthz`.
 
     bolt checks each request's `X-Slack-Signature` against the signing secret (and refuses
-    timestamps older than five minutes) with 401 before any listener runs.
+    timestamps older than five minutes) with 401 before any listener runs. A body whose shape
+    Slack never sends (`adapters.slack.bodies`) is answered before bolt parses it: 401 when
+    unsigned, else 400 and one log line.
     """
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
+        body = await request.read()
+        problem = body_problem(body, request.content_type or "")
+        if problem:
+            if verifier is None or not verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp", ""),
+                                                         request.headers.get("X-Slack-Signature", "")):
+                return web.Response(status=401, text="invalid signature")
+            log.warning("refused a malformed Slack request: %s", problem)
+            return web.Response(status=400, text=f"malformed request: {problem}")
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -47,9 +60,9 @@ def events_web_app(app: AsyncApp, path: str = EVENTS_PATH) -> web.Application:
     return web_app
 
 
-async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_http(app: AsyncApp, host: str, port: int, *, signing_secret: str = "") -> tuple[web.AppRunner, int]:
     """Serve `app` over HTTP; returns the runner (to `cleanup()`) and the bound port (for port 0)."""
-    runner = web.AppRunner(events_web_app(app), access_log=None)
+    runner = web.AppRunner(events_web_app(app, signing_secret=signing_secret), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -129,7 +142,8 @@ class SlackConnection:
                                                     signing_secret=slack.secret("signing_secret"),
                                                     catch_up_per_min=slack.catch_up_per_min)
         if self.http:
-            self._runner, self.port = await start_http(listeners.app, slack.http_host, slack.http_port)
+            self._runner, self.port = await start_http(listeners.app, slack.http_host, slack.http_port,
+                                                       signing_secret=listeners.signing_secret)
             log.info("serving Slack events at http://%s:%s%s (HTTP mode)", slack.http_host, self.port, EVENTS_PATH)
             # What was written while we were stopped; events arriving meanwhile are fine (de-duplicated).
             listeners.start_catch_up()

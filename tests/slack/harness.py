@@ -220,5 +220,5 @@ async def start_bot(url: str, fake: FakeSlack, *, clock: Clock | None = None, **
     web_session = aiohttp.ClientSession()
     listeners = wire(settings, web_client(slack, web_session), signing_secret=slack.secret("signing_secret"),
                      clock=clock)
-    runner, port = await start_http(listeners.app, "127.0.0.1", 0)
+    runner, port = await start_http(listeners.app, "127.0.0.1", 0, signing_secret=listeners.signing_secret)
     return BotUnderTest(listeners, fake, runner, port, aiohttp.ClientSession(), web_session)
