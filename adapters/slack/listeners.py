@@ -132,14 +132,28 @@ def _from_a_bot(message: dict[str, Any], bot_user_id: str | None) -> bool:
     )
 
 
-def _attachments(files: list[dict[str, Any]] | None) -> tuple[Attachment, ...]:
-    """Shared files as links with names (files hidden by plan limits carry no link and are left out)."""
+def _text(value: Any) -> str:
+    """A field that should be text; anything else (a number, a list: never from Slack) reads as none."""
+    return value if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _attachments(files: Any) -> tuple[Attachment, ...]:
+    """Shared files as links with names (files hidden by plan limits carry no link and are left out).
+
+    Fields of the wrong type are passed over: what can be read is relayed, the rest is not.
+    """
     found = []
-    for item in files or ():
-        url = item.get("permalink") or item.get("url_private") or ""
+    for item in files if isinstance(files, list) else ():
+        item = _object(item)
+        url = _text(item.get("permalink")) or _text(item.get("url_private"))
         if url:
-            found.append(Attachment(name=item.get("name") or item.get("title") or "file", url=url,
-                                    size=int(item.get("size") or 0)))
+            size = item.get("size")
+            found.append(Attachment(name=_text(item.get("name")) or _text(item.get("title")) or "file", url=url,
+                                    size=size if isinstance(size, int) and size >= 0 else 0))
     return tuple(found)
 
 
@@ -296,32 +310,38 @@ class SlackListeners:
         whatever envelope it came in: the catch-up reads the same message back from history under the
         same id. `written_at` is the message's `ts` (the edit's time for an edit).
         """
-        channel = event.get("channel", "")
-        team = body.get("team_id") or event.get("team") or ""
+        # Fields of a type Slack never sends read as absent: a message is relayed as far as it can be
+        # read (one with no readable text gets the member a polite "please write it out").
+        channel = _text(event.get("channel"))
+        team = _text(body.get("team_id")) or _text(event.get("team"))
         subtype = event.get("subtype")
         if subtype == "message_changed":
-            message = event.get("message") or {}
-            previous = event.get("previous_message") or {}
+            message = _object(event.get("message"))
+            previous = _object(event.get("previous_message"))
             if (event.get("channel_type") != "im" or message.get("subtype") not in WRITTEN_SUBTYPES
-                    or _from_a_bot(message, bot_user_id) or not message.get("user")):
+                    or _from_a_bot(message, bot_user_id) or not _text(message.get("user"))):
                 return None
-            if message.get("text", "") == previous.get("text", ""):
+            if _text(message.get("text")) == _text(previous.get("text")):
                 return None  # a link preview or another change that is not an edit of the text
-            edited_ts = (message.get("edited") or {}).get("ts") or event.get("event_ts") or event.get("ts")
-            event_id = f"{channel}:{message.get('ts')}:edit:{edited_ts}"
+            edited_ts = (_text(_object(message.get("edited")).get("ts")) or _text(event.get("event_ts"))
+                         or _text(event.get("ts")))
+            event_id = f"{channel}:{_text(message.get('ts'))}:edit:{edited_ts}"
             return MemberMessage(event_id, Address(PLATFORM, channel, message["user"], workspace=team),
-                                 from_mrkdwn(to_plain(message.get("text", ""))), _attachments(message.get("files")), edited=True,
-                                 display_name=self.names.cached(message["user"]), written_at=_written_at(edited_ts))
-        if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not event.get("user"):
+                                 from_mrkdwn(to_plain(_text(message.get("text")))), _attachments(message.get("files")),
+                                 edited=True, display_name=self.names.cached(message["user"]),
+                                 written_at=_written_at(edited_ts))
+        if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not _text(event.get("user")):
             return None
-        ts = event.get("ts") or event.get("event_ts") or ""
+        ts = _text(event.get("ts")) or _text(event.get("event_ts"))
+        if not channel or not ts:
+            return None  # no message without a place and a time
         event_id = f"{channel}:{ts}"
-        text = from_mrkdwn(to_plain(event.get("text", "")))
+        text = from_mrkdwn(to_plain(_text(event.get("text"))))
         attachments = _attachments(event.get("files"))
         if event.get("channel_type") == "im":
             return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments,
                                  display_name=self.names.cached(event["user"]), written_at=_written_at(ts))
-        thread = event.get("thread_ts")
+        thread = _text(event.get("thread_ts"))
         if channel in self.staff_channels and thread and thread != ts:
             return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments,
                               written_at=_written_at(ts))

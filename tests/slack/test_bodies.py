@@ -50,3 +50,26 @@ async def test_a_me_message_is_relayed_like_any_message(desk_bot):
     await desk_bot.settle()
     [thread] = d.threads()
     assert "waves hello" in d.thread_texts(thread)[0]
+
+
+async def test_wrong_typed_fields_are_read_as_far_as_they_can_be(desk_bot, caplog):
+    from tests.slack.driver import SlackDriver, dm_channel, user_id
+
+    caplog.set_level(logging.INFO)
+    d = SlackDriver(desk_bot)
+    await d.command("admin", f"member add {d.mention('alice')} premium alice")
+    await d.command("admin", f"expert add {d.mention('bob')} nutrition bob")
+    base = {"type": "message", "channel": dm_channel("alice"), "channel_type": "im", "user": user_id("alice")}
+    for number, odd in enumerate(({"text": 123}, {"text": ["a", "list"]}, {"text": "With files", "files": "x"},
+                                  {"text": "Sized", "files": [{"name": "a.pdf", "permalink": "https://x", "size": "big"}]})):
+        posted = await desk_bot.post_event({**base, **odd, "ts": f"1700000000.00010{number}"})
+        assert posted.status == 200
+    edit = {**base, "subtype": "message_changed", "message": "not an object", "ts": "1700000001.000100"}
+    assert (await desk_bot.post_event(edit)).status == 200
+    await desk_bot.settle()
+    assert not [record for record in caplog.records if record.exc_info], "no traceback"
+    asked = [text for text in d.dms("alice") if "could not read that message" in text]
+    assert len(asked) == 2, d.dms("alice")  # the two messages without readable text
+    [thread] = d.threads()
+    assert any("With files" in text for text in d.thread_texts(thread))
+    assert any("Sized" in text and "a.pdf" in text for text in d.thread_texts(thread))
