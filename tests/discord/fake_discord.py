@@ -143,6 +143,8 @@ class FakeDiscord:
         self.answers: dict[int, list[dict[str, Any]]] = {}  # interaction id -> callback and follow-up bodies
         self._answered: dict[int, asyncio.Event] = {}
         self._failures: list[Failure] = []
+        # Called after a request was carried out and before it is answered (a test's "the bot dies now").
+        self.after_call: Callable[[str, str, Any], None] | None = None
         self._runner: web.AppRunner | None = None
         self.base = ""
         self.gateway_url = ""
@@ -384,6 +386,8 @@ class FakeDiscord:
             if match and method == request.method:
                 response = await handler(payload, request, *(int(part) if part.isdigit() else part
                                                             for part in match.groups()))
+                if self.after_call is not None:
+                    self.after_call(request.method, path, payload)
                 if late is not None:
                     return _json(late.body, status=late.status, headers=late.headers)
                 return response
