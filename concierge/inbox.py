@@ -227,7 +227,7 @@ class InboxWorker:
         except Exception as error:
             log.warning("processing inbound %s event %s failed (try %d): %s", item.event.address.platform,
                         item.event.event_id, item.attempts + 1, error)
-            await self.db.run(lambda session: self._record_failure(session, item, error))
+            await self.db.run(lambda session, failed=error: self._record_failure(session, item, failed))
 
     def _record_failure(self, session: Session, item: Due, error: Exception) -> None:
         now = self.concierge.clock.now()

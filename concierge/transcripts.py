@@ -13,7 +13,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timezone
 from typing import Any, TextIO
 
 from sqlalchemy import and_, exists, or_, select, update

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from concierge.clock import FrozenClock
 from concierge.records import ConsentEvent, Member, Message, PlatformIdentity
 from tests.conftest import rows
 from tests.test_entrypoints import concierge

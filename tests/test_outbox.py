@@ -16,7 +16,7 @@ from concierge.clock import FrozenClock
 from concierge.outbox import OutboxDispatcher
 from concierge.platform import PlatformDown, RateLimited, Unreachable
 from concierge.records import InboxItem, OutboxItem
-from tests.conftest import START, make_settings, rows
+from tests.conftest import make_settings, rows
 
 
 async def open_conversation(desk):

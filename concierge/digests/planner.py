@@ -206,8 +206,8 @@ async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], no
     after: int | None = 0 if await run(lambda session: backlog(session, now, limit)) >= limit else None
     total = 0
     while True:
-        planned = await run(lambda session: plan_due(session, now, limit=limit, max_per_day=max_per_day,
-                                                     after_id=after))
+        planned = await run(lambda session, start=after: plan_due(session, now, limit=limit, max_per_day=max_per_day,
+                                                                  after_id=start))
         total += planned.handled
         if planned.handled < limit:
             return total
