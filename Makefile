@@ -22,7 +22,8 @@ run: $(STAMP)  ## migrate the database and start the bot (the local playground w
 demo: $(STAMP)  ## play the scripted story and print the transcript
 	$(BIN)/concierge demo
 
-test: $(STAMP)  ## run the whole suite (SQLite and a throw-away PostgreSQL)
+test: $(STAMP)  ## lint, then run the whole suite (SQLite and a throw-away PostgreSQL)
+	$(BIN)/ruff check concierge adapters scheduling bench tests
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL

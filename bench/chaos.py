@@ -51,9 +51,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -197,7 +198,7 @@ class SlackSide:
                                          timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S)) as response:
                 await response.read()
                 return str(response.status)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "timeout"
         except aiohttp.ClientConnectorError:
             return "refused"
@@ -596,7 +597,7 @@ class Run:
         if total <= len(members):
             return members[:total]
         span = max(len(members), int(total * FIRST_WRITES_SPAN))
-        joins = dict(zip([0, *sorted(self.rng.sample(range(1, span), len(members) - 1))], members))
+        joins = dict(zip([0, *sorted(self.rng.sample(range(1, span), len(members) - 1))], members, strict=True))
         jobs: list[int] = []
         joined: list[int] = []
         for number in range(total):
@@ -782,7 +783,7 @@ class Run:
             # was the reply written?
             cards = [self.fake.by_ts.get((STAFF, w.message.thread_ts)) for w in lost_replies]
             told = Counter(card.answered if card else "no card" for card in cards)
-            soon = sorted(w.written_at - card.at for w, card in zip(lost_replies, cards) if card)
+            soon = sorted(w.written_at - card.at for w, card in zip(lost_replies, cards, strict=True) if card)
             say(f"lost replies: their thread's card had been answered {dict(sorted(told.items()))}; replies written "
                 + (f"{soon[0]:.1f}-{soon[-1]:.1f} s after the card" if soon else "?"))
         if doubled:

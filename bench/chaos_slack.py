@@ -69,7 +69,7 @@ class Stored:
     blocks: list[Any] | None = None
     client_msg_id: str = ""
     answered: str = "ok"  # a bot post: what the bot was told ("ok", "500", or "dropped": no answer)
-    replies: list["Stored"] = field(default_factory=list)  # a thread parent's replies, oldest first
+    replies: list[Stored] = field(default_factory=list)  # a thread parent's replies, oldest first
 
 
 @dataclass
@@ -157,7 +157,7 @@ class ChaosSlack:
 
     # Lifecycle.
 
-    async def start(self) -> "ChaosSlack":
+    async def start(self) -> ChaosSlack:
         # A dropped connection makes aiohttp log the failed write of our answer; that is the point.
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
         app = web.Application()

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlmodel import Session
 
+from concierge.catch_up import CatchUpPlan, plan_catch_up
 from concierge.clock import Clock
 from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry, Invocation
 from concierge.database import Database
-from concierge.catch_up import CatchUpPlan, plan_catch_up
 from concierge.home import Home, home_of
 from concierge.inbound import (
     ButtonPressed,
@@ -40,9 +41,9 @@ from concierge.inbox import (
     staff_notice,
 )
 from concierge.membership import known_specialties, tier_names
+from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address, Outbound, Platform, PlatformError
-from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
 from concierge.records import Conversation
 from concierge.relay import conversation_in_thread, member_message, staff_reply
 from concierge.retry import backoff_s

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from concierge.app import Concierge
 from concierge.cards import current_card
@@ -49,14 +49,14 @@ class Runtime:
             if scheduler is not None:
                 scheduler.shutdown()
 
-    async def stop_background(self, task: "asyncio.Task[None]", timeout_s: float = 10.0) -> None:
+    async def stop_background(self, task: asyncio.Task[None], timeout_s: float = 10.0) -> None:
         """Stop `run_background` cleanly: the send and the event in flight finish and their outcomes
         are recorded; cancelled only if that takes longer than `timeout_s`."""
         self.dispatcher.stop()
         self.inbox.stop()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout_s)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -15,12 +15,12 @@ from concierge.digests.commands import DIGEST_COMMANDS
 from concierge.durations import MAX_ID, parse_duration, whole_number
 from concierge.errors import Refused
 from concierge.inbound import FileAttachment, Form, Reply
-from concierge.platform import Button, Card
 from concierge.people import Role, clean_name, expert_of, member_of
+from concierge.platform import Button, Card
 from concierge.records import Conversation, Expert, Message, Tier
+from concierge.relay import conversation_in_thread, open_staff_thread, send_to_member, topics_for
 from concierge.stats import DeskStats, chart_png, collect, render_text
 from concierge.waiting import open_queue, render_queue
-from concierge.relay import conversation_in_thread, open_staff_thread, send_to_member, topics_for
 
 log = logging.getLogger(__name__)
 

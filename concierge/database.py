@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -109,7 +110,7 @@ class Database:
             self._checkpointer = WalCheckpointer(engine, checkpoint_interval_s)
 
     @classmethod
-    def from_url(cls, url: str, *, synchronous: str = "normal") -> "Database":
+    def from_url(cls, url: str, *, synchronous: str = "normal") -> Database:
         return cls(create_db_engine(url, synchronous=synchronous))
 
     def run_sync(self, work: Callable[[Session], T]) -> T:

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlmodel import Session, select
 
+from concierge.cards import queue_card_update
 from concierge.digests.cadence import WEEKDAYS, CadenceError, zone
 from concierge.durations import whole_number
 from concierge.errors import Refused
-from concierge.cards import queue_card_update
 from concierge.outbox import THREAD_POST, enqueue
 from concierge.platform import Address, Outbound
 from concierge.records import Conversation, Expert, Member, Message, Tier

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable
 
 from concierge.platform import Address, Card
 
@@ -185,4 +185,4 @@ class Reply:
     form: Form | None = None  # ask the person for text (a modal) instead of showing `text`
     # Slow work that completes this reply without the database (drawing a chart): `Concierge.handle`
     # runs it after the transaction committed, off the database thread, and answers what it returns.
-    finish: Callable[[], "Reply"] | None = field(default=None, repr=False, compare=False)
+    finish: Callable[[], Reply] | None = field(default=None, repr=False, compare=False)

@@ -24,12 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from concierge.inbound import (
+    KINDS,
     Inbound,
     MemberMessage,
     StaffReply,
     event_from_dict,
     event_to_dict,
-    KINDS,
 )
 from concierge.platform import Address, Outbound
 from concierge.records import InboxItem
@@ -169,7 +169,7 @@ def last_written(session: Session, platform: str) -> dict[str, datetime]:
 class InboxWorker:
     """Processes recorded events whose first processing failed, with backoff, until done or failed."""
 
-    def __init__(self, concierge: "Concierge", platforms: list[str], *, max_attempts: int = 10,
+    def __init__(self, concierge: Concierge, platforms: list[str], *, max_attempts: int = 10,
                  backoff_base_s: float = 1.0, backoff_cap_s: float = 300.0, lease_s: float = 60.0,
                  poll_interval_s: float = 1.0) -> None:
         self.concierge = concierge
@@ -213,7 +213,7 @@ class InboxWorker:
         now = self.concierge.clock.now()
         due = await self.db.run(lambda session: claim_due(
             session, now, now + timedelta(seconds=self.lease_s), self.platforms))
-        for index, item in enumerate(due):
+        for item in due:
             if self._stopping:  # the rest keep their lease; it runs out and any worker takes them
                 break
             await self.process(item)

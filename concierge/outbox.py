@@ -18,9 +18,10 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
@@ -28,6 +29,8 @@ from sqlmodel import Session
 
 from concierge.clock import Clock
 from concierge.database import Database
+from concierge.digests.catalogue import render
+from concierge.digests.consent import in_force
 from concierge.platform import (
     Address,
     Button,
@@ -39,8 +42,6 @@ from concierge.platform import (
     RateLimited,
     Unreachable,
 )
-from concierge.digests.catalogue import render
-from concierge.digests.consent import in_force
 from concierge.records import Conversation, Digest, DigestEdition, OutboxItem
 from concierge.retry import backoff_s
 

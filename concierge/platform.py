@@ -24,7 +24,7 @@ class Address:
     thread: str = ""
     workspace: str = ""
 
-    def in_thread(self, thread: str) -> "Address":
+    def in_thread(self, thread: str) -> Address:
         return Address(self.platform, self.channel, self.user, thread, self.workspace)
 
     def to_dict(self) -> dict[str, str]:
@@ -32,7 +32,7 @@ class Address:
                 "thread": self.thread, "workspace": self.workspace}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Address":
+    def from_dict(cls, data: dict[str, Any]) -> Address:
         return cls(**data)
 
 
@@ -77,7 +77,7 @@ class Outbound:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Outbound":
+    def from_dict(cls, data: dict[str, Any]) -> Outbound:
         card = data.get("card")
         if card is not None:
             card = Card(

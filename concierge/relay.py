@@ -7,15 +7,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlmodel import Session
 
+from concierge.cards import member_ref, queue_card_update, staff_card
+from concierge.duty import away_notice, on_duty_user_ids
 from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
 from concierge.membership import known_specialties
-from concierge.duty import away_notice, on_duty_user_ids
-from concierge.tiers import entitlement_problem
-from concierge.cards import member_ref, queue_card_update, staff_card
 from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, UNSENT, enqueue
 from concierge.people import Context, clean_name, expert_of, is_admin, member_of
 from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Conversation, Member, Message, OutboxItem, Tier
+from concierge.tiers import entitlement_problem
 
 NOTE_PREFIX = "note:"
 LATE_AFTER = timedelta(minutes=1)  # a message handled later than this after it was written is marked late

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
 def backoff_s(attempts: int, base_s: float, cap_s: float, jitter: Callable[[], float] = random.random) -> float:

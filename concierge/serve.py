@@ -90,7 +90,7 @@ async def serve_connections(settings: Settings, connections: list[Connection]) -
         # Ctrl-C or SIGTERM (or a platform failed): no platform takes new events, and what each
         # acknowledged finishes (all at once); then the send and the event in flight finish and are recorded.
         stopped = await asyncio.gather(*(connection.stop() for connection in started), return_exceptions=True)
-        for connection, outcome in zip(started, stopped):
+        for connection, outcome in zip(started, stopped, strict=True):
             if isinstance(outcome, Exception):
                 log.error("stopping %s failed", connection.platform.name, exc_info=outcome)
         await runtime.stop_background(background)

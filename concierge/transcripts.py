@@ -20,8 +20,8 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from concierge.member_data import ERASED
 from concierge.durations import parse_duration
+from concierge.member_data import ERASED
 from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, Tier
 
 FORMATS = ("jsonl", "csv", "html")
@@ -84,7 +84,7 @@ def transcript_rows(session: Session, since: datetime | None = None, member_id: 
             page = page.where(or_(Message.conversation_id > last[0],
                                   (Message.conversation_id == last[0]) & (Message.id > last[1])))
         batch = session.execute(page).all()
-        for (message_id, conversation_id, member, name, tier, specialty, status, direction, author, text,
+        for (_message_id, conversation_id, member, name, tier, specialty, status, direction, author, text,
              created_at, attachments) in batch:
             yield {
                 "conversation_id": conversation_id, "member_id": member, "member_name": name, "tier": tier,

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_
 from sqlmodel import Session, func, select
 
-from concierge.tiers import target_text
 from concierge.records import Conversation, Expert, Member, Message, Tier
+from concierge.tiers import target_text
 
 
 @dataclass(frozen=True)

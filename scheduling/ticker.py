@@ -14,12 +14,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from concierge.clock import Clock
 from concierge.database import Database
 from concierge.desk import close_idle
-from concierge.duty import escalate_overdue
 from concierge.digests.catalogue import compose_due_editions
+from concierge.digests.planner import plan_all_due
+from concierge.duty import escalate_overdue
+from concierge.outbox import OutboxDispatcher
 from concierge.people import Context
 from concierge.platform import Address
-from concierge.digests.planner import plan_all_due
-from concierge.outbox import OutboxDispatcher
 from concierge.settings import Settings
 from concierge.transcripts import purge_older_than
 from scheduling.leader import Leadership

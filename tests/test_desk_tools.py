@@ -91,9 +91,9 @@ async def test_a_member_writing_too_fast_is_told_once_and_nothing_is_lost_from_t
 
 
 async def test_one_rating_request_after_close_and_the_rating_is_kept(desk, platform, runtime, clock):
+    from adapters.local.platform import LocalPlatform
     from concierge.inbound import ButtonPressed
     from concierge.records import Conversation
-    from adapters.local.platform import LocalPlatform
 
     thread = await ask(desk)
     await desk.command("bob", "close", thread=thread)  # unanswered: no request

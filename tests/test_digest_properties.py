@@ -8,7 +8,8 @@ import re
 import shutil
 from collections import Counter
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from adapters.local.platform import LocalPlatform
 from concierge.bootstrap import build_runtime

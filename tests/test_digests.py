@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.local.platform import LocalPlatform
 from concierge.digests.audit import consent_violations
 from concierge.inbound import ButtonPressed
 from concierge.records import ConsentEvent, OutboxItem, Subscription
 from scheduling.ticker import DigestScheduler
-from adapters.local.platform import LocalPlatform
 from tests.conftest import rows
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from adapters.local.platform import LocalPlatform
 from concierge.inbound import Attachment, MemberMessage
 from concierge.records import Conversation, Message, OutboxItem
-from adapters.local.platform import LocalPlatform
 from tests.conftest import rows
 
 

@@ -59,7 +59,7 @@ def log(monkeypatch) -> list[tuple[str, ...]]:
     return happened
 
 
-async def test_one_runtime_serves_every_connection_and_stops_them_in_order(sqlite_url, log):
+async def test_one_runtime_serves_every_connection_and_stops_them_in_order(sqlite_url, log):  # noqa: F811 - the fixture imported above
     settings = settings_for(make_settings(sqlite_url, staff_platform="slack"), ["slack", "discord"])
     slack, discord = Recorded("slack", log), Recorded("discord", log)
     serving = asyncio.create_task(serve_connections(settings, [slack, discord]))
@@ -75,7 +75,7 @@ async def test_one_runtime_serves_every_connection_and_stops_them_in_order(sqlit
                    ("close runtime",)]
 
 
-async def test_a_connection_that_fails_stops_the_others_cleanly_and_is_reported(sqlite_url, log):
+async def test_a_connection_that_fails_stops_the_others_cleanly_and_is_reported(sqlite_url, log):  # noqa: F811 - the fixture imported above
     settings = settings_for(make_settings(sqlite_url, staff_platform="slack"), ["slack", "discord"])
     broken = Recorded("discord", log, fails=RuntimeError("gateway refused the intents"))
     with pytest.raises(RuntimeError, match="gateway refused"):
@@ -84,7 +84,7 @@ async def test_a_connection_that_fails_stops_the_others_cleanly_and_is_reported(
                                          "close runtime"]
 
 
-def test_several_platforms_need_the_staff_platform_named(sqlite_url):
+def test_several_platforms_need_the_staff_platform_named(sqlite_url):  # noqa: F811 - the fixture imported above
     unnamed = make_settings(sqlite_url)
     with pytest.raises(SystemExit, match="set CONCIERGE_STAFF_PLATFORM to the platform where experts answer"):
         settings_for(unnamed, ["discord", "slack"])
@@ -114,10 +114,10 @@ def test_every_platform_with_tokens_is_served_unless_one_is_chosen(monkeypatch, 
 
 
 def test_doctor_asks_for_the_staff_platform_when_several_are_configured(monkeypatch, tmp_path):
-    import adapters.discord.cli
-    import adapters.slack.cli
     from typer.testing import CliRunner
 
+    import adapters.discord.cli
+    import adapters.slack.cli
     from concierge.cli import app
 
     monkeypatch.chdir(tmp_path)

@@ -143,7 +143,8 @@ async def test_batches_keep_the_order(desk, runtime, clock):
     await two_conversations(desk, clock)
     every = runtime.db.run_sync(lambda session: list(transcript_rows(session, None, None)))
     for size in (1, 2, 3, 4):
-        assert runtime.db.run_sync(lambda session: list(transcript_rows(session, None, None, batch_size=size))) == every
+        assert runtime.db.run_sync(
+            lambda session, size=size: list(transcript_rows(session, None, None, batch_size=size))) == every
 
 
 def test_since_accepts_dates_and_durations():

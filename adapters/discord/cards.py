@@ -77,7 +77,7 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
     @classmethod
     async def from_custom_id(  # noqa: D102 - discord.py's hook
         cls, interaction: discord.Interaction, item: discord.ui.Button, match
-    ) -> "CardButton":
+    ) -> CardButton:
         return cls(match["action"], match["value"], label=item.label or "", style=item.style)
 
     async def callback(self, interaction: discord.Interaction) -> None:

@@ -87,7 +87,7 @@ def _utc(moment: datetime) -> datetime:
 class DiscordCatchUp:
     """Reads back DMs and open staff threads after (re)connecting, and places whose message was not recorded."""
 
-    def __init__(self, relay: "RelayCog") -> None:
+    def __init__(self, relay: RelayCog) -> None:
         self.relay = relay
         self.bot = relay.bot
         self._plan: asyncio.Task[CatchUpPlan | None] | None = None  # taken at the last (re)connect

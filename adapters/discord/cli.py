@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import discord

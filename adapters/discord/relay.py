@@ -58,7 +58,7 @@ class RelayCog(commands.Cog):
         await self.catch_up.stop()
         try:  # the words to staff already under way are said before the bot goes
             await asyncio.wait_for(self.bot.concierge.told(), 10)
-        except (asyncio.TimeoutError, RuntimeError):
+        except (TimeoutError, RuntimeError):
             pass
 
     @property
@@ -192,7 +192,7 @@ class RelayCog(commands.Cog):
             return self._parents[channel.id]
         try:
             data = await self.bot.http.get_channel(channel.id)
-        except (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError):
             log.warning("could not look up channel %s", channel.id, exc_info=True)
             return None
         parent = int(data["parent_id"]) if data.get("type") in THREAD_TYPES and data.get("parent_id") else None

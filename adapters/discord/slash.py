@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 from discord import app_commands

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from concierge.platform import Address, Card, MessageRef, Outbound, PlatformDown
 

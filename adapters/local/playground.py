@@ -12,8 +12,8 @@ import re
 import shlex
 import sys
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from adapters.local.platform import LocalPlatform, button_hints
 from concierge.bootstrap import Runtime, build_runtime

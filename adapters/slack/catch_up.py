@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiolimiter import AsyncLimiter
 
@@ -56,7 +57,7 @@ class SlackCatchUp:
         per_minute: history calls allowed per minute (Slack's Tier 3: 50).
     """
 
-    def __init__(self, listeners: "SlackListeners", *, per_minute: float = 50) -> None:
+    def __init__(self, listeners: SlackListeners, *, per_minute: float = 50) -> None:
         self.listeners = listeners
         self.platform = listeners.platform
         self.concierge = listeners.concierge

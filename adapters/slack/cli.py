@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ cli = typer.Typer(help="Slack: the app manifest and a check of the Slack setup."
 
 @cli.command()
 def manifest(
-    request_url: Optional[str] = typer.Option(
+    request_url: str | None = typer.Option(
         None, "--request-url",
         help=f"HTTP mode: the public URL of {EVENTS_PATH} (e.g. https://bot.example.com{EVENTS_PATH}); "
              "without it the manifest uses Socket Mode.",
@@ -76,7 +75,7 @@ async def find_problems(settings: Settings, slack: SlackSettings) -> list[str]:
         except SlackApiError as error:
             problems.append(f"auth.test refused the bot token ({_code(error)}): check SLACK_BOT_TOKEN.")
             return problems
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             problems.append(f"Slack is unreachable at {slack.api_url} ({type(error).__name__}).")
             return problems
 

@@ -19,8 +19,9 @@ import dataclasses
 import logging
 import re
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Coroutine
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
@@ -38,8 +39,8 @@ from adapters.slack.blocks import (
 from adapters.slack.catch_up import CatchUpCounts, SlackCatchUp
 from adapters.slack.home import render_home
 from adapters.slack.manifest import COMMAND
-from adapters.slack.names import SlackNames, shown_name
 from adapters.slack.mrkdwn import command_tokens, from_mrkdwn, to_plain
+from adapters.slack.names import SlackNames, shown_name
 from adapters.slack.platform import PLATFORM, SlackPlatform, ts_to_datetime
 from concierge.app import FAILED
 from concierge.bootstrap import Runtime
@@ -176,7 +177,7 @@ class SlackResponder:
     the App Home tab has none, so its answer is shown at the top of the tab, published again.
     """
 
-    def __init__(self, listeners: "SlackListeners", respond, address: Address, *,  # noqa: ANN001
+    def __init__(self, listeners: SlackListeners, respond, address: Address, *,  # noqa: ANN001
                  trigger_id: str = "", on_home: bool = False) -> None:
         self.listeners = listeners
         self.respond = respond

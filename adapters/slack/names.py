@@ -12,7 +12,8 @@ import asyncio
 import logging
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -71,9 +72,9 @@ class SlackNames:
         """The names of the people a command's text mentions (`<@U123|handle>`)."""
         users = list(dict.fromkeys(MENTION.findall(text or "")))
         names = await asyncio.gather(*(self.name_of(user) for user in users))
-        return tuple((user, name) for user, name in zip(users, names) if name)
+        return tuple((user, name) for user, name in zip(users, names, strict=True) if name)
 
-    def _fetch(self, user: str) -> "asyncio.Task[str]":
+    def _fetch(self, user: str) -> asyncio.Task[str]:
         task = self._fetching.get(user)
         if task is None or task.done():
             task = asyncio.ensure_future(self._users_info(user))

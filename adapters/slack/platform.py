@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -110,7 +110,7 @@ async def neutral_errors(method: str) -> AsyncIterator[None]:
         raise PlatformDown(f"{method} failed: {code or f'HTTP {status}'}", outcome_unknown=unknown) from None
     except aiohttp.ClientConnectorError as error:  # no connection was made: the request never left
         raise PlatformDown(f"{method} could not reach Slack: {type(error).__name__}", outcome_unknown=False) from None
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:  # it may have arrived
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:  # it may have arrived
         raise PlatformDown(f"{method} could not reach Slack: {type(error).__name__}") from None
 
 

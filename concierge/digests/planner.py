@@ -10,12 +10,12 @@ dropped. Plain Core statements throughout: this runs over millions of rows.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import TypeVar
 
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session

@@ -6,7 +6,8 @@ bolt app, discord.py objects, the local playground), so one scenario runs on eve
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from concierge.clock import FrozenClock
 from scheduling.ticker import DigestScheduler

@@ -14,7 +14,6 @@ import re
 from tests.contract.scenarios import setup_desk
 from tests.cross.driver import CrossDriver
 from tests.cross.world import cross_world
-
 from tests.discord.test_contract import admins, assert_nobody_pinged, paged_experts
 from tests.slack.driver import dm_channel
 from tests.slack.harness import STAFF

@@ -9,8 +9,9 @@ to the same core, and one outbox sends to both: `settle` runs what both started 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 

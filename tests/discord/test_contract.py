@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from concierge.records import PlatformIdentity
-
 from tests.contract.desk_scenarios import DESK_SCENARIOS
 from tests.contract.driver import settings_of, tick
 from tests.contract.scenarios import SCENARIOS

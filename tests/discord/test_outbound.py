@@ -17,7 +17,6 @@ from tests.discord.harness import DiscordWorld
 from tests.discord.test_contract import assert_nobody_pinged
 from tests.discord.test_inbound import open_conversation
 
-
 # Splitting.
 
 def test_a_long_text_is_split_on_line_boundaries_in_order():

@@ -7,8 +7,8 @@ import contextlib
 
 import pytest
 import yarl
-from sqlmodel import select
 from discord.gateway import DiscordWebSocket
+from sqlmodel import select
 
 import adapters.discord as adapter
 import scheduling

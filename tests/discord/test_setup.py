@@ -20,8 +20,8 @@ from adapters.discord.settings import DiscordSettings
 from adapters.discord.slash import build_group, tokens_for
 from concierge.command_set import REGISTRY
 from tests.conftest import make_settings
-from tests.discord.test_contract import DiscordDriver
 from tests.contract.scenarios import question_answer_note_close
+from tests.discord.test_contract import DiscordDriver
 
 
 def test_the_bot_asks_for_exactly_the_intents_it_uses(world):

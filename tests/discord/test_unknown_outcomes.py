@@ -6,8 +6,6 @@ by `find_sent` (the outbox asks before sending again). SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import discord
 import pytest
@@ -118,7 +116,7 @@ class _Response:
 @pytest.mark.parametrize("error, unknown", [
     (discord.DiscordServerError(_Response(500), {"message": "500", "code": 0}), True),
     (discord.DiscordServerError(_Response(503), {"message": "503", "code": 0}), True),
-    (asyncio.TimeoutError(), True),
+    (TimeoutError(), True),
     (aiohttp.ServerDisconnectedError(), True),
     (discord.Forbidden(_Response(403), {"message": "Missing Access", "code": 50001}), False),
     (discord.HTTPException(_Response(401), {"message": "401: Unauthorized", "code": 0}), False),

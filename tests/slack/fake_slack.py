@@ -20,8 +20,9 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -156,7 +157,7 @@ class FakeSlack:
 
     # Lifecycle.
 
-    async def start(self) -> "FakeSlack":
+    async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)  # some methods are GETs (conversations.info)
         app.router.add_post("/respond/{key}", self._respond)
@@ -419,10 +420,10 @@ class FakeSlack:
         if not files or any(upload is None or upload.data is None for upload in uploads):
             return {"ok": False, "error": "file_not_found"}  # never announced, or its bytes never arrived
         channel = str(args.get("channel_id") or args.get("channels") or "")
-        titles = [str(item.get("title") or upload.filename) for item, upload in zip(files, uploads)]
+        titles = [str(item.get("title") or upload.filename) for item, upload in zip(files, uploads, strict=True)]
         self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or "")))
         return {"ok": True, "files": [{"id": upload.id, "name": upload.filename, "title": title, "size": upload.length}
-                                      for upload, title in zip(uploads, titles)]}
+                                      for upload, title in zip(uploads, titles, strict=True)]}
 
     # response_url webhooks (slash command and button answers).
 

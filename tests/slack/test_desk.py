@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 
-
 from adapters.slack.blocks import action_of, message_fields
 from adapters.slack.mrkdwn import escape
 from concierge.platform import Button, Card, Outbound

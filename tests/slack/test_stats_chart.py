@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
-
 from adapters.slack.listeners import FILE_IN_DM
-from concierge.app import FILE_NOT_SENT
 from adapters.slack.manifest import METHOD_SCOPES
+from concierge.app import FILE_NOT_SENT
 from tests.slack.harness import ADMIN, STAFF
 
 PNG = b"\x89PNG\r\n\x1a\n"
