@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -q
 
-.PHONY: install run demo test bench-relay bench-fanout chaos clean
+.PHONY: install run demo test bench-relay bench-fanout bench-scale chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +22,19 @@ run: $(STAMP)  ## migrate the database and start the bot (the local playground w
 demo: $(STAMP)  ## play the scripted story and print the transcript
 	$(BIN)/concierge demo
 
-test: $(STAMP)  ## lint, then run the whole suite (SQLite and a throw-away PostgreSQL)
-	$(BIN)/ruff check concierge adapters scheduling bench tests
+test: $(STAMP)  ## lint, type-check, then run the whole suite (SQLite and a throw-away PostgreSQL)
+	$(BIN)/ruff check concierge adapters scheduling monitoring bench tests
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
 	$(BIN)/python -m bench.relay
 
-bench-fanout: $(STAMP)  ## digest fan-out under a rate limit; planning a million subscriptions
+bench-fanout: $(STAMP)  ## digest fan-out under a rate limit; planning a million subscriptions; 3 processes, one budget
 	$(BIN)/python -m bench.fanout
+
+bench-scale: $(STAMP)  ## 1, 2 and 4 bot processes on one PostgreSQL database: throughput, duplicates, losses
+	$(BIN)/python -m bench.scale
 
 chaos: $(STAMP)  ## the real Slack bot under kills, a locked database and a failing Slack: nothing lost or doubled?
 	$(BIN)/python -m bench.chaos

@@ -101,7 +101,7 @@ def _ts_value(ts: str) -> int:
     return int(seconds) * 1_000_000 + int((micros or "0").ljust(6, "0")[:6])
 
 
-def _as_bool(value: Any) -> bool:
+def _as_bool(value: object) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
 
@@ -113,7 +113,7 @@ def _page_size(args: dict[str, Any], default: int = 100) -> int:
     return max(1, min(asked, MAX_PAGE))
 
 
-def _json_arg(value: Any) -> Any:
+def _json_arg(value: object) -> Any:  # noqa: ANN401 - whatever JSON the argument holds
     """A structured argument: an object in a JSON body, a JSON string in a form."""
     if isinstance(value, str):
         try:

@@ -6,8 +6,11 @@
    next due times moved), timed.
 3. The same planning done the naive way, one apscheduler job per subscription, at 100,000,
    against ours at 100,000.
-The last line is:
+4. 6,000 deliveries sent by 3 bot processes on one PostgreSQL database sharing one send budget,
+   to the same kind of fake (see `bench.fanout_processes`).
+The last two lines are:
     fanout: rate_ratio=<achieved/limit> 429s=<count> duplicates=<count> plan_1m_s=<seconds> naive_ratio=<naive/ours>
+    fanout: processes=3 rate_ratio=<achieved/limit> 429s=<count> duplicates=<count>
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def plan_naive(count: int, folder: Path) -> float:
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
     from sqlalchemy import select
+    from sqlmodel import Session
 
     from concierge.digests.cadence import next_due
     from concierge.digests.subscriptions import cadence_of
@@ -132,7 +136,7 @@ def plan_naive(count: int, folder: Path) -> float:
     def plan_one(subscription_id: int) -> None:
         # The job knows only its subscription: it reads it, queues what is unseen, moves it on,
         # and commits, alone.
-        def work(session):
+        def work(session: Session) -> None:
             subscription = session.get(Subscription, subscription_id)
             unseen = session.scalars(select(DigestEdition.id).where(
                 DigestEdition.digest_id == subscription.digest_id,
@@ -184,6 +188,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--plan", type=int, default=1_000_000)
     parser.add_argument("--compare", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=3, help="bot processes of the PostgreSQL run")
+    parser.add_argument("--processes-deliveries", type=int, default=6000)
     args = parser.parse_args()
     if args.part:
         part(args.part, args.count, args.folder)
@@ -208,7 +214,11 @@ def main() -> None:
         print(f"warning: {args.deliveries - stats['accepted']} deliveries missing", flush=True)
     print(f"fanout: rate_ratio={achieved / args.rate:.3f} 429s={stats['rejected_429']} "
           f"duplicates={stats['duplicates']} plan_1m_s={plan_1m:.1f} "
-          f"naive_ratio={naive / ours:.1f}")
+          f"naive_ratio={naive / ours:.1f}", flush=True)
+    # Several processes on one PostgreSQL database, under the one rate limit they share.
+    from bench.fanout_processes import line
+
+    print(line(args.processes, args.processes_deliveries, args.rate), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import insert
+from sqlmodel import Session
 
 from concierge.database import Database
 from concierge.records import Digest, DigestEdition, Member, Subscription, Tier
@@ -16,7 +17,7 @@ ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Syd
 def populate(db: Database, count: int, *, platform: str = "bench", chunk: int = 50000) -> None:
     """`count` members, each subscribed (daily, various hours and zones) and due at NOW."""
 
-    def base(session):
+    def base(session: Session) -> None:
         session.execute(insert(Tier.__table__), {"name": "premium", "specialties": ""})
         session.execute(insert(Digest.__table__), {"slug": "tips", "title": "Tips", "cadence": "weekly",
                                                    "status": "active", "created_at": NOW - timedelta(days=30)})
@@ -28,7 +29,7 @@ def populate(db: Database, count: int, *, platform: str = "bench", chunk: int = 
     for start in range(0, count, chunk):
         ids = range(start + 1, min(start + chunk, count) + 1)
 
-        def rows(session, ids=ids):
+        def rows(session: Session, ids: range = ids) -> None:
             session.execute(insert(Member.__table__), [
                 {"id": i, "display_name": f"m{i}", "tier_id": 1, "active": True, "blocked": False,
                  "blocked_reason": "", "created_at": created} for i in ids])

@@ -1,7 +1,12 @@
 """Relay benchmark: N members each sending M messages, each answered, through the core.
 
-Prints one line per backend:
+Prints two lines per backend:
     relay: backend=<sqlite|postgresql> per_s=<relays per second> p50_ms=<..> p99_ms=<..>
+    relay: backend=<..> mode=concurrent per_s=<N> p50_ms=<A> p99_ms=<B> limit_per_s=<L> ratio=<per_s/L>
+The first is one member at a time; the second many members at once (see `bench.relay_concurrent`:
+the throughput flat out, the latencies at half that rate), with the storage limit measured on the
+same database: bare transactions writing what a relay must record durably, at the same
+concurrency. A line before it gives the latencies flat out and the CPU per relay and per bare write.
 A relay is one message carried across (member -> staff thread, or expert -> member DM); its time
 is the bot's own: from handing the inbound event to the core until the fake platform has it.
 """
@@ -19,10 +24,11 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from adapters.local.platform import LocalPlatform
+from bench.relay_concurrent import measure_concurrent, measure_limit
 from concierge.bootstrap import build_runtime
 from concierge.database import upgrade
-from concierge.inbound import CommandInvoked, MemberMessage, StaffReply
-from concierge.platform import Address
+from concierge.inbound import CommandInvoked, Inbound, MemberMessage, StaffReply
+from concierge.platform import Address, MessageRef, Outbound
 from concierge.settings import Settings
 from concierge.testing.postgres import PostgresServer
 
@@ -34,12 +40,12 @@ class SignallingPlatform(LocalPlatform):
         super().__init__()
         self.arrived = asyncio.Event()
 
-    async def send(self, address, message):
+    async def send(self, address: Address, message: Outbound) -> MessageRef:
         ref = await super().send(address, message)
         self.arrived.set()
         return ref
 
-    async def open_thread(self, channel, message):
+    async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
         ref = await super().open_thread(channel, message)
         self.arrived.set()
         return ref
@@ -55,7 +61,7 @@ async def measure(url: str, members: int, messages: int) -> tuple[float, float, 
     admin = LocalPlatform.dm_address("admin")
     loop_task = asyncio.create_task(runtime.dispatcher.run())
 
-    async def handle(event) -> None:
+    async def handle(event: Inbound) -> None:
         platform.arrived.clear()
         await runtime.concierge.handle(event)
         await asyncio.wait_for(platform.arrived.wait(), 10)
@@ -106,6 +112,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--concurrent-members", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10, help="messages each concurrent member sends")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
@@ -119,10 +127,23 @@ def main() -> None:
             try:
                 upgrade(url)
                 per_s, p50, p99 = asyncio.run(measure(url, args.members, args.messages))
+                print(f"relay: backend={backend} per_s={per_s:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}", flush=True)
+                url = (f"sqlite:///{Path(folder) / 'concurrent.db'}" if server is None
+                       else server.create_database("concurrent"))
+                upgrade(url)
+                settings = Settings(_env_file=None, database_url=SecretStr(url), admins=["local:admin"],
+                                    member_messages_per_minute=1_000_000)
+                found = asyncio.run(measure_concurrent(settings, args.concurrent_members, args.rounds))
+                limit, limit_cpu_us = asyncio.run(measure_limit(settings, found.conversations,
+                                                                args.concurrent_members, 2 * args.rounds))
             finally:
                 if server is not None:
                     server.stop()
-        print(f"relay: backend={backend} per_s={per_s:.0f} p50_ms={p50:.2f} p99_ms={p99:.2f}", flush=True)
+        print(f"relay: backend={backend} saturated p50_ms={found.saturated_p50_ms:.1f} "
+              f"p99_ms={found.saturated_p99_ms:.1f} cpu_us={found.cpu_us:.0f} limit_cpu_us={limit_cpu_us:.0f}",
+              flush=True)
+        print(f"relay: backend={backend} mode=concurrent per_s={found.per_s:.0f} p50_ms={found.p50_ms:.2f} "
+              f"p99_ms={found.p99_ms:.2f} limit_per_s={limit:.0f} ratio={found.per_s / limit:.2f}", flush=True)
 
 
 if __name__ == "__main__":

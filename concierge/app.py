@@ -14,19 +14,17 @@ from sqlmodel import Session
 
 from concierge.catch_up import CatchUpPlan, plan_catch_up
 from concierge.clock import Clock
-from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry, Invocation
+from concierge.commands.registry import REGISTRY
+from concierge.conversation_lookup import conversation_in_thread
 from concierge.database import Database
 from concierge.home import Home, home_of
 from concierge.inbound import (
     ButtonPressed,
     CommandInvoked,
-    FileAttachment,
-    Form,
     FormSubmitted,
     Inbound,
     MemberMessage,
-    Reply,
     StaffReply,
     is_written_message,
     normalised,
@@ -40,14 +38,19 @@ from concierge.inbox import (
     record,
     staff_notice,
 )
+from concierge.logs import handling
 from concierge.membership import known_specialties, tier_names
-from concierge.outbox import POST, Claimed, begin_hand_off, end_hand_off, enqueue
+from concierge.metrics import Metrics, attach, count_inbox_failure
+from concierge.outbox.kinds import POST
+from concierge.outbox.queue import Claimed, begin_hand_off, end_hand_off, enqueue
 from concierge.people import Context, actor_name, role_of
 from concierge.platform import Address, Outbound, Platform, PlatformError
 from concierge.records import Conversation
-from concierge.relay import conversation_in_thread, member_message, staff_reply
+from concierge.relay import member_message, staff_reply
+from concierge.replies import FileAttachment, Form, Reply
 from concierge.retry import backoff_s
 from concierge.settings import Settings
+from concierge.tables import table_of
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,10 @@ class Concierge:
         registry: CommandRegistry = REGISTRY,
         on_queued: Callable[[list[Claimed], set[int]], None] = lambda claimed, waiting: None,
         platforms: Mapping[str, Platform] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics if metrics is not None else Metrics()  # the runtime's (see concierge.metrics)
         self.settings = settings
         self.staff = staff
         self.clock = clock or Clock()
@@ -119,9 +124,15 @@ class Concierge:
         (`queued`). Raises `NotRecorded` when not even that could be written (do not acknowledge),
         and, for commands, presses and forms, the error itself (they are answered, not queued).
         """
+        with handling(f"{event.address.platform}:{event.event_id}"):  # on the log lines meanwhile
+            return await self.metrics.counted(event, self._receive(event))
+
+    async def _receive(self, event: Inbound) -> Receipt:
         event = normalised(event)  # a lone surrogate or a NUL must not keep a message from being recorded
         try:
-            reply, claimed, left = await self.db.run(lambda session: self._apply(session, event))
+            # A written message may share its transaction with others arriving at once (group commit).
+            run = self.db.run_grouped if is_written_message(event) else self.db.run
+            reply, claimed, left = await run(lambda session: self._apply(session, event))
         except AlreadyHandled:
             log.info("ignored a redelivered %s event %s", event.address.platform, event.event_id)
             return Receipt("duplicate")
@@ -160,7 +171,7 @@ class Concierge:
     async def apply_recorded(self, item_id: int, event: Inbound) -> None:
         """Process an event the inbox kept (`InboxWorker`): its effect and `done` in one transaction."""
 
-        def work(session: Session):
+        def work(session: Session) -> tuple[Reply | None, list[Claimed], set[int]]:
             if not mark_done(session, item_id, self.clock.now()):
                 raise AlreadyHandled(event.event_id)
             return self._apply(session, event, recorded=True)
@@ -200,7 +211,7 @@ class Concierge:
         platform cannot show now falls back to the reply's text (it names the command to type);
         a file that cannot be sent is named in the answer.
         """
-        reply: Reply | None = None
+        reply = Reply(FAILED, ok=False)  # each pass below ends with a reply or tries again
         for delay in (*ANSWER_RETRIES, None):
             try:
                 reply = (await self.receive(event)).reply or Reply(ALREADY_HANDLED)
@@ -236,6 +247,8 @@ class Concierge:
                               now: datetime) -> None:
         """An inbound event was given up on: staff are told in the staff channel (admins see it in doctor)."""
         log.error("gave up on inbound %s event %s: %s", event.address.platform, event.event_id, detail)
+        attach(session, self.metrics)
+        count_inbox_failure(session, event.address.platform)
         enqueue(session, key=f"inbox-failed:{item_id}", kind=POST, address=self.staff,
                 message=Outbound(staff_notice(event, item_id, detail)), now=now)
 
@@ -256,7 +269,7 @@ class Concierge:
     async def thread_numbers(self, platform: str) -> list[int]:
         """The numeric staff thread ids used on `platform` (the playground numbers its threads on from them)."""
         threads = await self.db.run(lambda session: session.execute(
-            select(Conversation.__table__.c.staff_thread).where(Conversation.__table__.c.staff_platform == platform)
+            select(table_of(Conversation).c.staff_thread).where(table_of(Conversation).c.staff_platform == platform)
         ).scalars().all())
         return [int(thread) for thread in threads if thread and thread.isdigit()]
 
@@ -282,7 +295,10 @@ class Concierge:
 
     def _apply(self, session: Session, event: Inbound, *, recorded: bool = False
                ) -> tuple[Reply | None, list[Claimed], set[int]]:
-        ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff)
+        ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff, upload_limits={
+            name: limit for name, platform in self.platforms.items()
+            if (limit := getattr(platform, "max_file_bytes", None))})  # each platform's upload limit
+        attach(session, self.metrics)  # relays and first answers are counted when this commits
         if not recorded:
             record(session, event, ctx.now)
         # Only what this process sends through is handed to its dispatcher; the rest waits for its platform's.
@@ -290,6 +306,8 @@ class Concierge:
                        frozenset(self.platforms) or None)
         reply = self._dispatch(session, ctx, event)
         hand_off = end_hand_off(session)
+        if hand_off is None:
+            raise RuntimeError("the outbox hand-off of this transaction was lost")
         return reply, hand_off.claimed, hand_off.waiting
 
     def _dispatch(self, session: Session, ctx: Context, event: Inbound) -> Reply | None:
@@ -300,7 +318,7 @@ class Concierge:
         if isinstance(event, CommandInvoked):
             return self._command(session, ctx, event, event.tokens)
         if isinstance(event, ButtonPressed):
-            tokens = (event.action, event.value) if event.value else (event.action,)
+            tokens: tuple[str, ...] = (event.action, event.value) if event.value else (event.action,)
             return self._command(session, ctx, event, tokens, via="button")
         if isinstance(event, FormSubmitted):  # what was written is one argument, however many words
             tokens = tuple(token for token in (event.action, event.value, event.text.strip()) if token)

@@ -7,16 +7,28 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Protocol
 
 from concierge.app import Concierge
 from concierge.cards import current_card
 from concierge.clock import Clock
 from concierge.database import Database
+from concierge.digests.delivery import DigestDelivery
+from concierge.health import Health, outbox_backlog
 from concierge.inbox import InboxWorker
-from concierge.outbox import OutboxDispatcher
+from concierge.metrics import Metrics
+from concierge.outbox.dispatcher import OutboxDispatcher
 from concierge.platform import Address, Platform
+from concierge.send_budget import SharedSendBudget
 from concierge.settings import Settings
+
+
+class Endpoint(Protocol):
+    """The /metrics, /healthz and /readyz server (`monitoring`, found at run time)."""
+
+    async def stop(self) -> None: ...
 
 
 @dataclass
@@ -27,6 +39,22 @@ class Runtime:
     concierge: Concierge
     dispatcher: OutboxDispatcher
     inbox: InboxWorker
+    metrics: Metrics = field(default_factory=Metrics)  # what /metrics serves (its own registry)
+    health: Health | None = None  # what /healthz and /readyz answer
+    endpoint: Endpoint | None = None  # the running `monitoring.Endpoint`, if any
+
+    async def open_endpoint(self) -> None:
+        """With CONCIERGE_METRICS_PORT set, serve /metrics, /healthz and /readyz (`monitoring`) until
+        `close_endpoint`; a port already taken raises here, before the bot starts."""
+        settings = self.concierge.settings
+        if settings.metrics_port is not None and self.health is not None and self.endpoint is None:
+            self.endpoint = await importlib.import_module("monitoring").start(  # found at run time: aiohttp
+                self.health, settings.metrics_host, settings.metrics_port)   # is no dependency of the core
+
+    async def close_endpoint(self) -> None:
+        endpoint, self.endpoint = self.endpoint, None
+        if endpoint is not None:
+            await endpoint.stop()
 
     async def run_background(self) -> None:
         """The outbox loop and, when the `scheduling` package is installed, the digest scheduler."""
@@ -84,6 +112,9 @@ def build_runtime(
     staff_platform = staff_platform_for(settings, list(platforms))
     clock = clock or Clock()
     db = db or Database.from_url(settings.database_url.get_secret_value(), synchronous=settings.sqlite_synchronous)
+    share_send_budgets(db, platforms)
+    metrics = Metrics()
+    metrics.watch_backlog(lambda: db.run_sync(outbox_backlog), clock.now)
     dispatcher = OutboxDispatcher(
         db,
         platforms,
@@ -94,6 +125,10 @@ def build_runtime(
         lease_s=settings.outbox_lease_s,
         current_card=current_card,
     )
+    # Digest editions go out under the digests' policy: drawn from the edition, consent checked just
+    # before sending, the scheduler's per-platform limiters (`dispatcher.limiters`), a 429 pausing the fan-out.
+    dispatcher.register(DigestDelivery(dispatcher.limiters))
+    dispatcher.metrics = metrics
     concierge = Concierge(
         db,
         settings,
@@ -101,6 +136,7 @@ def build_runtime(
         clock=clock,
         on_queued=dispatcher.hand_over,
         platforms=platforms,
+        metrics=metrics,
     )
     inbox = InboxWorker(
         concierge,
@@ -111,7 +147,19 @@ def build_runtime(
         lease_s=settings.outbox_lease_s,
     )
     concierge.on_recorded = inbox.wake
-    return Runtime(db=db, concierge=concierge, dispatcher=dispatcher, inbox=inbox)
+    return Runtime(db=db, concierge=concierge, dispatcher=dispatcher, inbox=inbox, metrics=metrics,
+                   health=Health(db, metrics))
+
+
+def share_send_budgets(db: Database, platforms: Mapping[str, Platform]) -> None:
+    """On PostgreSQL, a platform that paces some of its calls itself (Discord: opening DMs) takes the pace
+    from a budget shared by all the bot's processes (`concierge.send_budget`); on SQLite it keeps its own."""
+    if db.is_sqlite:
+        return
+    for platform in platforms.values():
+        share = getattr(platform, "share_budgets", None)
+        if share is not None:
+            share(lambda key, rate_per_s, burst: SharedSendBudget(db, key, rate_per_s, burst).reserve)
 
 
 def staff_platform_for(settings: Settings, names: list[str]) -> str:
@@ -136,7 +184,7 @@ def adapter_names() -> list[str]:
     return sorted(module.name for module in pkgutil.iter_modules(package.__path__) if module.ispkg)
 
 
-def load_adapter(name: str):
+def load_adapter(name: str) -> ModuleType:
     """Import `adapters.<name>`; each adapter exposes `is_configured()` and `async run(settings)`, and
     a platform served beside others `async connect(settings, **options)` (see `concierge.serve`)."""
     return importlib.import_module(f"adapters.{name}")

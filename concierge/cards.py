@@ -19,20 +19,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, select
 from sqlmodel import Session
 
-from concierge.outbox import EDIT_CARD, ITEMS, OPEN_THREAD, enqueue
+from concierge.outbox.kinds import EDIT_CARD, OPEN_THREAD, OutboxStatus
+from concierge.outbox.queue import ITEMS, enqueue
 from concierge.platform import Address, Button, Card, MessageRef, Outbound
 from concierge.records import Conversation, Expert, Member, Tier
+from concierge.states import ConversationStatus
 
 TIME = "%Y-%m-%d %H:%M UTC"
 
 
 def status_line(conversation: Conversation | Row, claimed_by: str | None) -> str:
     """Where the conversation stands, in a few words."""
-    if conversation.status == "closed":
+    if conversation.status == ConversationStatus.CLOSED:
         closed = conversation.closed_at.strftime(TIME) if conversation.closed_at else "?"
         line = f"Closed by {conversation.closed_by or 'staff'} {closed}"
         return line + (f", rated {conversation.rating}/5" if conversation.rating else "")
-    if conversation.status == "choosing":
+    if conversation.status == ConversationStatus.CHOOSING:
         return "The member is picking a topic"
     parts = []
     if conversation.first_response_at is not None:
@@ -63,7 +65,7 @@ def staff_card(conversation: Conversation | Row, member_name: str, tier: str, ta
     fields.append(("Status", status_line(conversation, claimed_by)))
     if member_id:
         fields.append(("Id", member_id))
-    if conversation.status == "closed":
+    if conversation.status == ConversationStatus.CLOSED:
         buttons: tuple[Button, ...] = (Button("Reopen", "reopen", str(conversation.id)),)
     else:
         buttons = (Button("Close", "close", str(conversation.id), "danger"),)
@@ -105,12 +107,12 @@ def queue_card_update(session: Session, now: datetime, conversation_id: int) -> 
     """Ask for the card to be redrawn, unless an update is already waiting (it will draw this change too)."""
     waiting = session.execute(
         select(ITEMS.c.id).where(ITEMS.c.conversation_id == conversation_id, ITEMS.c.kind == EDIT_CARD,
-                                 ITEMS.c.status == "pending").limit(1)
+                                 ITEMS.c.status == OutboxStatus.PENDING).limit(1)
     ).first()
     if waiting is not None:
         return
     conversation = session.get(Conversation, conversation_id)
-    if conversation is None or conversation.status == "choosing":
+    if conversation is None or conversation.status == ConversationStatus.CHOOSING:
         return  # no card yet
     enqueue(session, key=f"card:{conversation_id}:{uuid.uuid4().hex[:12]}", kind=EDIT_CARD,
             address=Address(conversation.staff_platform, conversation.staff_channel),

@@ -17,8 +17,10 @@ from sqlmodel import Session
 
 from concierge.inbox import last_written
 from concierge.records import Conversation
+from concierge.states import ConversationStatus
+from concierge.tables import table_of
 
-CONVERSATIONS = Conversation.__table__
+CONVERSATIONS = table_of(Conversation)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def plan_catch_up(session: Session, platform: str, now: datetime, hours: float) 
     ).scalars().all()
     threads = session.execute(
         select(CONVERSATIONS.c.staff_channel, CONVERSATIONS.c.staff_thread)
-        .where(CONVERSATIONS.c.staff_platform == platform, CONVERSATIONS.c.status == "open",
+        .where(CONVERSATIONS.c.staff_platform == platform, CONVERSATIONS.c.status == ConversationStatus.OPEN,
                CONVERSATIONS.c.staff_thread.is_not(None))
         .order_by(CONVERSATIONS.c.id)
     ).all()

@@ -9,8 +9,10 @@ import importlib.util
 import json
 import logging
 import sys
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,7 +21,9 @@ from concierge.clock import utc_now
 from concierge.database import Database, ensure_schema, upgrade
 from concierge.digests.audit import consent_violations
 from concierge.errors import Refused
-from concierge.member_data import erase_member, export_member
+from concierge.files import FileStore
+from concierge.logs import configure as configure_logging
+from concierge.member_data import erase_member, export_member, write_member_zip
 from concierge.serve import serve, settings_for
 from concierge.settings import Settings
 from concierge.transcripts import FORMATS, export, parse_since, purge_older_than
@@ -47,9 +51,18 @@ def run(
     http: bool = typer.Option(False, help="Slack only: serve HTTP events instead of Socket Mode."),
 ) -> None:
     """Start the bot on every configured platform (the local playground when no platform tokens are set)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per 30 s tick is noise
     settings = Settings()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(settings.log_format)  # text, or JSON lines with the event and conversation ids
+    try:
+        _run(settings, platform, http)
+    finally:  # an in-process caller (the tests' CliRunner) gets its logging back as it was
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def _run(settings: Settings, platform: str | None, http: bool) -> None:
     names = [platform] if platform else choose_platforms(settings)
     for name in names:
         if name not in adapter_names():
@@ -69,7 +82,7 @@ def run(
         pass
 
 
-async def _until_signalled(serving) -> None:  # noqa: ANN001 - the serving coroutine
+async def _until_signalled(serving: Coroutine[Any, Any, None]) -> None:
     """Serve; SIGTERM (systemd, containers) stops it like Ctrl-C: its `finally` blocks stop taking
     events, let what was acknowledged finish, record the outcomes, and close."""
     import signal
@@ -184,8 +197,10 @@ def audit_consent() -> None:
 
 
 @member_app.command("export")
-def member_export(member_id: int) -> None:
-    """Print everything stored about a member as JSON (consent ledger included)."""
+def member_export(member_id: int, zip_path: Path = typer.Option(
+        None, "--zip", help="Write a zip with member.json and the member's files instead of printing the JSON.")
+) -> None:
+    """Print everything stored about a member as JSON (consent ledger included); `--zip`: with their files."""
     db = _database()
     try:
         data = db.run_sync(lambda session: export_member(session, member_id))
@@ -194,7 +209,12 @@ def member_export(member_id: int) -> None:
         raise typer.Exit(1) from None
     finally:
         db.close()
-    typer.echo(json.dumps(data, indent=2, default=str))
+    if zip_path is None:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    missing = write_member_zip(data, FileStore.from_settings(Settings()), zip_path)
+    typer.echo(f"member {member_id} exported to {zip_path} ({len(data['files'])} files"
+               + (f", {missing} no longer in the file store)" if missing else ")"), err=True)
 
 
 @member_app.command("erase")
@@ -206,7 +226,8 @@ def member_erase(member_id: int, yes: bool = typer.Option(False, "--yes", help="
     db = Database.from_url(settings.database_url.get_secret_value())
     try:
         counts = db.run_sync(lambda session: erase_member(
-            session, member_id, actor="cli", policy_version=settings.consent_policy_version, now=utc_now()))
+            session, member_id, actor="cli", policy_version=settings.consent_policy_version, now=utc_now(),
+            store=FileStore.from_settings(settings)))
     except Refused as problem:
         typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
@@ -220,7 +241,7 @@ def transcripts_export(
     since: str = typer.Option(None, help="Conversations active since a date (YYYY-MM-DD, UTC) or a duration back "
                                          "from now (7d, 12h, 2w)."),
     member: int = typer.Option(None, "--member", help="Only this member's conversations (member id)."),
-    format: str = typer.Option("jsonl", "--format", help="jsonl, csv or html."),  # noqa: A002
+    format: str = typer.Option("jsonl", "--format", help="jsonl, csv or html."),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Export every message of the conversations (notes and events included), one record per message."""
@@ -230,13 +251,16 @@ def transcripts_export(
         start = parse_since(since, utc_now()) if since else None
     except ValueError as problem:
         raise typer.BadParameter(str(problem), param_hint="--since") from None
+    store = FileStore.from_settings(Settings())  # HTML links the files kept there
     db = _database()
     try:
         if output is None:
-            count = db.run_sync(lambda session: export(session, sys.stdout, format, since=start, member_id=member))
+            count = db.run_sync(lambda session: export(session, sys.stdout, format, since=start, member_id=member,
+                                                       store=store))
         else:
             with output.open("w", encoding="utf-8", newline="") as out:
-                count = db.run_sync(lambda session: export(session, out, format, since=start, member_id=member))
+                count = db.run_sync(lambda session: export(session, out, format, since=start, member_id=member,
+                                                           store=store))
     finally:
         db.close()
     sys.stdout.flush()
@@ -257,7 +281,8 @@ def transcripts_purge(
     now = utc_now()
     db = Database.from_url(settings.database_url.get_secret_value())
     try:
-        purged = db.run_sync(lambda session: purge_older_than(session, now - timedelta(days=keep), actor="cli", now=now))
+        purged = db.run_sync(lambda session: purge_older_than(session, now - timedelta(days=keep), actor="cli", now=now,
+                                                              store=FileStore.from_settings(settings)))
     finally:
         db.close()
     typer.echo(f"{purged} messages purged from conversations idle for more than {keep} days")

@@ -4,34 +4,39 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import Row
+from sqlmodel import Session, col, select
 
 from concierge.cards import queue_card_update
+from concierge.conversation_lookup import open_conversation_of
 from concierge.errors import Refused
 from concierge.membership import audit
-from concierge.outbox import POST, THREAD_POST, enqueue
+from concierge.outbox.kinds import POST, THREAD_POST
+from concierge.outbox.queue import enqueue
 from concierge.people import Context
 from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Conversation, Expert, Message, OutboxItem
-from concierge.relay import open_conversation_of, send_to_member
+from concierge.relay import send_to_member
+from concierge.states import ConversationStatus, Direction
+from concierge.tables import saved_id
 
 
 def _notice(session: Session, ctx: Context, conversation: Conversation, text: str, key: str) -> None:
     """Record a staff-visible event and post it into the conversation's thread."""
-    session.add(Message(conversation_id=conversation.id, direction="event", author="concierge",
+    session.add(Message(conversation_id=saved_id(conversation), direction=Direction.EVENT, author="concierge",
                         text=text, created_at=ctx.now))
     enqueue(session, key=key, kind=THREAD_POST,
             address=Address(conversation.staff_platform, conversation.staff_channel,
                             thread=conversation.staff_thread or ""),
             message=Outbound(text), now=ctx.now, conversation_id=conversation.id)
     session.flush()  # the card is drawn from the records
-    queue_card_update(session, ctx.now, conversation.id)
+    queue_card_update(session, ctx.now, saved_id(conversation))
 
 
-def claim(session: Session, ctx: Context, conversation: Conversation, expert: Expert | None,
+def claim(session: Session, ctx: Context, conversation: Conversation, expert: Expert | Row | None,
           actor: str, key: str, handing_over: bool = False) -> str:
     """Take a conversation, or (`handing_over`) give it to `expert`."""
-    if conversation.status != "open":
+    if conversation.status != ConversationStatus.OPEN:
         raise Refused(f"Conversation {conversation.id} is closed; reopen it first.")
     if expert is None:
         raise Refused("That person is not an expert." if handing_over else "Only experts can claim a conversation.")
@@ -56,7 +61,7 @@ def close_idle(session: Session, ctx: Context, idle_hours: float) -> int:
     """Close answered conversations with no activity for `idle_hours`; the member is told."""
     cutoff = ctx.now - timedelta(hours=idle_hours)
     idle = session.exec(select(Conversation).where(
-        Conversation.status == "open", Conversation.first_response_at.is_not(None),
+        Conversation.status == ConversationStatus.OPEN, col(Conversation.first_response_at).is_not(None),
         Conversation.last_activity_at < cutoff)).all()
     for conversation in idle:
         close(session, ctx, conversation, "auto-close", key=f"auto-close:{conversation.id}:{ctx.now.isoformat()}",
@@ -65,14 +70,14 @@ def close_idle(session: Session, ctx: Context, idle_hours: float) -> int:
 
 
 def close(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str,
-          closing_message: str = "", expert: Expert | None = None) -> str:
+          closing_message: str = "", expert: Expert | Row | None = None) -> str:
     """Close a conversation; an optional closing message goes to the member first."""
-    if conversation.status == "closed":
+    if conversation.status == ConversationStatus.CLOSED:
         raise Refused(f"Conversation {conversation.id} is already closed.")
     if closing_message:
         send_to_member(session, ctx, conversation, closing_message, author=actor,
                        expert_id=expert.id if expert else None, key=f"{key}:closing")
-    conversation.status = "closed"
+    conversation.status = ConversationStatus.CLOSED
     conversation.closed_at = ctx.now
     conversation.closed_by = actor
     _notice(session, ctx, conversation, f"Closed by {actor}.", key)
@@ -102,7 +107,7 @@ def rate(session: Session, ctx: Context, conversation: Conversation, member_id: 
          comment: str, actor: str, key: str) -> str:
     if conversation.member_id != member_id:
         raise Refused("You can only rate your own questions. See `/concierge my-questions`.")
-    if conversation.status != "closed":
+    if conversation.status != ConversationStatus.CLOSED:
         raise Refused(f"Conversation {conversation.id} is still open; rate it once it is closed.")
     if not 1 <= score <= 5:
         raise Refused("A rating is a number from 1 to 5.")
@@ -131,14 +136,14 @@ def comment(session: Session, ctx: Context, conversation: Conversation, member_i
 
 
 def reopen(session: Session, ctx: Context, conversation: Conversation, actor: str, key: str) -> str:
-    if conversation.status == "open":
+    if conversation.status == ConversationStatus.OPEN:
         raise Refused(f"Conversation {conversation.id} is already open.")
     other = open_conversation_of(session, conversation.member_id)
     if other is not None:
         raise Refused(
             f"The member already has conversation {other.id} open; continue there or close it first."
         )
-    conversation.status = "open"
+    conversation.status = ConversationStatus.OPEN
     conversation.closed_at = None
     conversation.closed_by = ""
     conversation.last_activity_at = ctx.now

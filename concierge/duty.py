@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from concierge.cards import queue_card_update
 from concierge.digests.cadence import WEEKDAYS, CadenceError, zone
-from concierge.durations import whole_number
+from concierge.durations import hours_and_minutes, whole_number
 from concierge.errors import Refused
-from concierge.outbox import THREAD_POST, enqueue
+from concierge.outbox.kinds import THREAD_POST
+from concierge.outbox.queue import enqueue
 from concierge.platform import Address, Outbound
 from concierge.records import Conversation, Expert, Member, Message, Tier
+from concierge.states import ConversationStatus, Direction
+from concierge.tables import saved_id
 
 
 def parse_days(text: str) -> str:
@@ -32,8 +35,8 @@ def parse_days(text: str) -> str:
 
 
 def set_hours(expert: Expert, hours: str, time_zone: str | None, days: str | None) -> None:
-    start, sep, end = hours.partition("-")
-    start, end = whole_number(start, 0, 23), whole_number(end, 0, 24)
+    start_text, sep, end_text = hours.partition("-")
+    start, end = whole_number(start_text, 0, 23), whole_number(end_text, 0, 24)
     if not sep or start is None or end is None:
         raise Refused("Working hours look like 9-17 (local hours).")
     if time_zone:
@@ -48,7 +51,7 @@ def set_hours(expert: Expert, hours: str, time_zone: str | None, days: str | Non
 
 
 def on_duty(expert: Expert, moment: datetime) -> bool:
-    if expert.work_start is None:
+    if expert.work_start is None or expert.work_end is None:  # set together by set_hours
         return True
     local = moment.astimezone(zone(expert.time_zone))
     if WEEKDAYS[local.weekday()] not in expert.work_days.split(","):
@@ -65,7 +68,7 @@ def on_duty_user_ids(session: Session, specialty: str, platform: str, now: datet
     if not ids:
         return ()
     return tuple(session.exec(select(PlatformIdentity.user_id).where(
-        PlatformIdentity.expert_id.in_(ids), PlatformIdentity.platform == platform)).all())
+        col(PlatformIdentity.expert_id).in_(ids), PlatformIdentity.platform == platform)).all())
 
 
 def experts_for(session: Session, specialty: str) -> list[Expert]:
@@ -101,19 +104,21 @@ def away_notice(session: Session, specialty: str, now: datetime) -> str | None:
 def escalate_overdue(session: Session, now: datetime, admins: list[str]) -> int:
     """Page once past the tier's response target (experts on duty), once past twice it (admins)."""
     rows = session.exec(
-        select(Conversation, Tier).join(Member, Member.id == Conversation.member_id)
-        .join(Tier, Tier.id == Member.tier_id)
-        .where(Conversation.status == "open", Conversation.first_response_at.is_(None),
-               Conversation.escalation_level < 2, Tier.response_target_minutes.is_not(None))
+        select(Conversation, Tier).join(Member, col(Member.id) == Conversation.member_id)
+        .join(Tier, col(Tier.id) == Member.tier_id)
+        .where(Conversation.status == ConversationStatus.OPEN, col(Conversation.first_response_at).is_(None),
+               Conversation.escalation_level < 2, col(Tier.response_target_minutes).is_not(None))
     ).all()
     paged = 0
     for conversation, tier in rows:
+        if tier.response_target_minutes is None:  # the query leaves these out
+            continue
         waited = now - conversation.opened_at
         target = timedelta(minutes=tier.response_target_minutes)
         level = 2 if waited > 2 * target else 1 if waited > target else 0
         if level <= conversation.escalation_level:
             continue
-        waited_text = f"{int(waited.total_seconds() // 3600)}h{int(waited.total_seconds() % 3600 // 60):02d}m"
+        waited_text = hours_and_minutes(waited)
         if level == 1:
             names = [e.display_name for e in experts_for(session, conversation.specialty) if on_duty(e, now)]
             text = (f"Waiting {waited_text}, over the {tier.name} target. On duty for {conversation.specialty}: "
@@ -124,13 +129,13 @@ def escalate_overdue(session: Session, now: datetime, admins: list[str]) -> int:
                     if level == 1 else tuple(entry.partition(":")[2] for entry in admins
                                              if entry.partition(":")[0] == conversation.staff_platform))
         conversation.escalation_level = level
-        session.add(Message(conversation_id=conversation.id, direction="event", author="concierge", text=text,
-                            created_at=now))
+        session.add(Message(conversation_id=saved_id(conversation), direction=Direction.EVENT, author="concierge",
+                            text=text, created_at=now))
         enqueue(session, key=f"escalation:{conversation.id}:{level}", kind=THREAD_POST,
                 address=Address(conversation.staff_platform, conversation.staff_channel,
                                 thread=conversation.staff_thread or ""),
                 message=Outbound(text, mentions=mentions), now=now, conversation_id=conversation.id)
         session.flush()
-        queue_card_update(session, now, conversation.id)
+        queue_card_update(session, now, saved_id(conversation))
         paged += 1
     return paged

@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from concierge.digests.catalogue import list_digests
 from concierge.digests.subscriptions import cadence_of, subscriptions_of
 from concierge.people import expert_of, is_admin, member_of
 from concierge.records import Conversation, Message
 from concierge.settings import Settings
+from concierge.states import ConversationStatus, Direction
+from concierge.tables import saved_id
 from concierge.waiting import open_queue, render_queue
 
 MAX_LISTED = 20
@@ -55,7 +57,7 @@ def home_of(session: Session, settings: Settings, platform: str, user: str, now:
     home = Home()
     if is_admin(settings, platform, user) or expert_of(session, platform, user) is not None:
         home.staff_open = session.exec(
-            select(func.count()).select_from(Conversation).where(Conversation.status == "open")).one()
+            select(func.count()).select_from(Conversation).where(Conversation.status == ConversationStatus.OPEN)).one()
         if home.staff_open and now is not None:
             home.queue = render_queue(open_queue(session, limit=MAX_LISTED), now)
     member = member_of(session, platform, user)
@@ -80,18 +82,18 @@ def home_of(session: Session, settings: Settings, platform: str, user: str, now:
 def _questions(session: Session, member_id: int) -> list[Question]:
     conversations = session.exec(
         select(Conversation)
-        .where(Conversation.member_id == member_id, Conversation.status == "open")
-        .order_by(Conversation.opened_at.desc())
+        .where(Conversation.member_id == member_id, Conversation.status == ConversationStatus.OPEN)
+        .order_by(col(Conversation.opened_at).desc())
         .limit(MAX_LISTED)
     ).all()
     questions = []
     for conversation in conversations:
         first = session.exec(
             select(Message.text)
-            .where(Message.conversation_id == conversation.id, Message.direction == "in")
-            .order_by(Message.id)
+            .where(Message.conversation_id == conversation.id, Message.direction == Direction.IN)
+            .order_by(col(Message.id))
             .limit(1)
         ).first()
-        questions.append(Question(conversation.id, conversation.specialty, conversation.opened_at,
+        questions.append(Question(saved_id(conversation), conversation.specialty, conversation.opened_at,
                                   conversation.first_response_at is not None, first))
     return questions

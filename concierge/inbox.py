@@ -17,6 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
@@ -34,13 +35,15 @@ from concierge.inbound import (
 from concierge.platform import Address, Outbound
 from concierge.records import InboxItem
 from concierge.retry import backoff_s
+from concierge.tables import rows_affected, table_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from concierge.app import Concierge
+    from concierge.database import Database
 
 log = logging.getLogger(__name__)
 
-ITEMS = InboxItem.__table__
+ITEMS = table_of(InboxItem)
 STUCK_AFTER_ATTEMPTS = 3  # the member is told "we are on it" once processing failed this often
 ON_IT = ("We have your message, but it is taking longer than usual to reach our team. "
          "We are on it: there is no need to send it again.")
@@ -64,9 +67,9 @@ def place_of(event: Inbound) -> str:
     return f"{address.channel}/{address.thread}" if address.thread else address.channel
 
 
-def _insert(session: Session):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ITEMS)
+# The row of an event, unless it is there already: built once per dialect (this is every event's first statement).
+_RECORD = {name: make(ITEMS).on_conflict_do_nothing().returning(ITEMS.c.id)
+           for name, make in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 
 
 def record(session: Session, event: Inbound, now: datetime, *, status: str = "done",
@@ -76,7 +79,7 @@ def record(session: Session, event: Inbound, now: datetime, *, status: str = "do
     A `done` row keeps no payload (its effect is in the records); a `pending` one keeps the
     whole event, to be processed again.
     """
-    statement = _insert(session).on_conflict_do_nothing().returning(ITEMS.c.id)
+    statement = _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
     written_at = getattr(event, "written_at", None)
     inserted = session.execute(statement, {
         "platform": event.address.platform,
@@ -136,10 +139,10 @@ def claim_due(session: Session, now: datetime, lease_until: datetime, platforms:
 
 def mark_done(session: Session, item_id: int, now: datetime) -> bool:
     """Close a claimed row in the transaction that applies its effect; False when it is not ours any more."""
-    return session.execute(
+    return rows_affected(session.execute(
         update(ITEMS).where(ITEMS.c.id == item_id, ITEMS.c.status == "processing"),
         {"status": "done", "handled_at": now, "lease_until": None, "payload": {}},
-    ).rowcount == 1
+    )) == 1
 
 
 def count_failed(session: Session) -> int:
@@ -183,7 +186,7 @@ class InboxWorker:
         self._stopping = False
 
     @property
-    def db(self):  # noqa: ANN201
+    def db(self) -> Database:
         return self.concierge.db
 
     def wake(self) -> None:
@@ -227,7 +230,7 @@ class InboxWorker:
         except Exception as error:
             log.warning("processing inbound %s event %s failed (try %d): %s", item.event.address.platform,
                         item.event.event_id, item.attempts + 1, error)
-            await self.db.run(lambda session, failed=error: self._record_failure(session, item, failed))
+            await self.db.run(partial(self._record_failure, item=item, error=error))
 
     def _record_failure(self, session: Session, item: Due, error: Exception) -> None:
         now = self.concierge.clock.now()

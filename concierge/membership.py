@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from concierge.errors import Refused
 from concierge.people import Context, identity_of
 from concierge.records import AuditEvent, Expert, Member, PlatformIdentity, Tier
+from concierge.tables import saved_id
 
 
 def audit(session: Session, ctx: Context, actor: str, action: str, **detail: object) -> None:
@@ -47,12 +48,12 @@ def enrol_member(
     if member is not None and member.active:
         raise Refused(f"{member.display_name} is already a member (tier {tier_name_of(session, member)}).")
     if member is None:
-        member = Member(display_name=name, tier_id=tier_record.id, created_at=ctx.now)
+        member = Member(display_name=name, tier_id=saved_id(tier_record), created_at=ctx.now)
         session.add(member)
         session.flush()
         identity.member_id = member.id
     member.active = True
-    member.tier_id = tier_record.id
+    member.tier_id = saved_id(tier_record)
     member.display_name = name
     member.name_source = name_source
     audit(session, ctx, actor, "member.add", member_id=member.id, tier=tier)
@@ -107,7 +108,7 @@ def remove_member(session: Session, ctx: Context, *, platform: str, user: str, a
 
 def set_member_tier(session: Session, ctx: Context, *, platform: str, user: str, tier: str, actor: str) -> Member:
     member = _active_member(session, platform, user)
-    member.tier_id = tier_named(session, tier).id
+    member.tier_id = saved_id(tier_named(session, tier))
     audit(session, ctx, actor, "member.tier", member_id=member.id, tier=tier)
     return member
 
@@ -126,7 +127,7 @@ def set_member_blocked(
 
 def list_members(session: Session) -> list[tuple[Member, str]]:
     rows = session.exec(
-        select(Member, Tier.name).join(Tier, Tier.id == Member.tier_id).where(Member.active).order_by(Member.display_name)
+        select(Member, Tier.name).join(Tier, col(Tier.id) == Member.tier_id).where(Member.active).order_by(Member.display_name)
     ).all()
     return [(member, tier) for member, tier in rows]
 

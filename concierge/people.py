@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
@@ -12,8 +13,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from concierge.platform import Address
-from concierge.records import Expert, Member, PlatformIdentity, Tier
+from concierge.records import Expert, Member, PlatformIdentity
 from concierge.settings import Settings
+from concierge.tables import table_of
 
 
 class Role(IntEnum):
@@ -32,6 +34,8 @@ class Context:
     settings: Settings
     now: datetime
     staff: Address  # the staff channel
+    # The largest file each platform served here takes in an upload (see `concierge.relay_files`).
+    upload_limits: Mapping[str, int] = field(default_factory=dict)
 
 
 def identity_of(session: Session, platform: str, user: str) -> PlatformIdentity | None:
@@ -40,7 +44,7 @@ def identity_of(session: Session, platform: str, user: str) -> PlatformIdentity 
     ).first()
 
 
-_MEMBERS, _EXPERTS, _IDENTITIES = Member.__table__, Expert.__table__, PlatformIdentity.__table__
+_MEMBERS, _EXPERTS, _IDENTITIES = table_of(Member), table_of(Expert), table_of(PlatformIdentity)
 # Plain (Core) selects returning read-only rows: these run on every relayed message, and an ORM
 # select costs about three times as much.
 _MEMBER_BY_USER = (
@@ -109,8 +113,3 @@ def actor_name(session: Session, settings: Settings, platform: str, user: str) -
     if member is not None:
         return member.display_name
     return f"{platform}:{user}"
-
-
-def tier_name(session: Session, tier_id: int) -> str:
-    tier = session.get(Tier, tier_id)
-    return tier.name if tier else "?"

@@ -59,6 +59,16 @@ class Card:
 
 
 @dataclass(frozen=True)
+class FileRef:
+    """A file in the file store (`concierge.files`) a message carries: the adapter uploads its bytes."""
+
+    sha256: str
+    name: str
+    mime: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Outbound:
     """A message the core wants sent: text plus an optional card.
 
@@ -72,8 +82,13 @@ class Outbound:
     # User ids (on the message's platform) the core pages on purpose, e.g. the experts on duty.
     # Adapters ping exactly these and nobody else; everything in `text` stays inert.
     mentions: tuple[str, ...] = ()
+    # Files to upload with the message, read from the file store at send time (never bytes here).
+    files: tuple[FileRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        if self.card is None and not self.files:  # the hot path (a relayed message): what asdict gives, cheaper
+            return {"text": self.text, "card": None, "idempotency_key": self.idempotency_key,
+                    "mentions": self.mentions, "files": ()}
         return asdict(self)
 
     @classmethod
@@ -86,7 +101,8 @@ class Outbound:
                 buttons=tuple(Button(**button) for button in card.get("buttons", ())),
             )
         return cls(text=data["text"], card=card, idempotency_key=data.get("idempotency_key", ""),
-                   mentions=tuple(data.get("mentions", ())))
+                   mentions=tuple(data.get("mentions", ())),
+                   files=tuple(FileRef(**item) for item in data.get("files", ())))
 
 
 @dataclass(frozen=True)

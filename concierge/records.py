@@ -71,7 +71,7 @@ class Conversation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id")
     specialty: str = Field(default="general", max_length=64)
-    status: str = Field(default="open", max_length=16)  # choosing | open | closed
+    status: str = Field(default="open", max_length=16)  # a ConversationStatus (concierge/states.py)
     claimed_by: int | None = Field(default=None, foreign_key="expert.id")
     member_platform: str = Field(max_length=32)
     member_channel: str = Field(max_length=128)
@@ -91,15 +91,28 @@ class Conversation(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    """A message of a conversation: in (member), out (to member) or internal (staff note)."""
+    """A line of a conversation's transcript: from or to the member, a staff note, an event (see `Direction`)."""
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
-    direction: str = Field(max_length=16)  # in | out | internal | event
+    direction: str = Field(max_length=16)  # a Direction (concierge/states.py): in | out | internal | event | dropped
     author: str = Field(max_length=160)
     text: str
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     platform_message_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime
+
+
+class MessageFile(SQLModel, table=True):
+    """A file of a transcript message; its bytes are in the file store, under `sha256`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    sha256: str = Field(max_length=64, index=True)  # the store keeps one copy per content
+    name: str = Field(max_length=255)
+    mime: str = Field(max_length=127)
+    size: int
     created_at: datetime
 
 
@@ -121,12 +134,12 @@ class OutboxItem(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200)  # idempotency key (unique per message; see the indexes)
-    kind: str = Field(max_length=16)  # post | open_thread | thread_post
+    kind: str = Field(max_length=16)  # an `OutboxKind` (concierge/outbox/kinds.py)
     platform: str = Field(max_length=32)
     address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
-    status: str = Field(default="pending", max_length=16)  # pending | sending | sent | failed
+    status: str = Field(default="pending", max_length=16)  # an `OutboxStatus` (concierge/outbox/kinds.py)
     attempts: int = 0
     next_attempt_at: datetime
     lease_until: datetime | None = None
@@ -283,3 +296,11 @@ class Snippet(SQLModel, table=True):
     text: str
     created_by: str = Field(max_length=160)
     created_at: datetime
+
+
+class SendBudget(SQLModel, table=True):
+    """A platform's send budget shared by every process (PostgreSQL; see `concierge.send_budget`):
+    the earliest free send slot. SQLite deployments are one process and keep theirs in memory."""
+
+    platform: str = Field(primary_key=True, max_length=32)
+    next_free: datetime

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlmodel import Session
 
 from concierge.cards import member_ref, queue_card_update, staff_card
+from concierge.conversation_lookup import cards_unconfirmed, open_conversation_of
 from concierge.duty import away_notice, on_duty_user_ids
-from concierge.inbound import Attachment, MemberMessage, Reply, StaffReply
-from concierge.membership import known_specialties
-from concierge.outbox import OPEN_THREAD, POST, THREAD_POST, UNSENT, enqueue
-from concierge.people import Context, clean_name, expert_of, is_admin, member_of
-from concierge.platform import Address, Button, Card, Outbound
-from concierge.records import Conversation, Member, Message, OutboxItem, Tier
+from concierge.flood_limit import too_fast
+from concierge.inbound import Attachment, MemberMessage, StaffReply
+from concierge.metrics import count_relay, observe_first_response
+from concierge.outbox.kinds import OPEN_THREAD, POST, THREAD_POST
+from concierge.outbox.queue import enqueue
+from concierge.people import Context, clean_name, expert_of, is_admin
+from concierge.platform import Address, Button, Card, FileRef, Outbound
+from concierge.records import Conversation, Member, Message, Tier
+from concierge.relay_files import file_line, files_to_send, for_platform, member_notice, not_passed_on, record_files, staff_notice
+from concierge.relay_lookup import conversation_in_thread_with_unsent, member_locked, open_conversation_with_counts
+from concierge.replies import Reply
+from concierge.specialty_routing import route_specialty, staff_channel_for, topics_for
+from concierge.states import ConversationStatus, Direction
+from concierge.tables import saved_id, table_of
 from concierge.tiers import entitlement_problem
 
 NOTE_PREFIX = "note:"
@@ -33,67 +42,35 @@ def late_note(ctx: Context, written_at: datetime | None, *, for_member: bool = F
 
 def _with_attachments(text: str, attachments: tuple[Attachment, ...]) -> str:
     lines = [text] if text else []
-    lines += [f"[file] {item.name}: {item.url}" for item in attachments]
+    lines += [file_line(item) for item in attachments]
     return "\n".join(lines)
+
+
+# Built once (building a statement per call cost about as much as running it).
+_INSERT_MESSAGE = insert(table_of(Message)).returning(table_of(Message).c.id)
+_TOUCH = update(table_of(Conversation)).where(table_of(Conversation).c.id == bindparam("conversation_id"))
 
 
 def record_message(session: Session, *, conversation_id: int, direction: str, author: str, text: str,
                    now: datetime, attachments: tuple[Attachment, ...] = ()) -> None:
-    """Keep a message of the transcript (a plain insert: this is the hot path)."""
-    session.execute(insert(Message.__table__), {
+    """Keep a message of the transcript (a plain insert: this is the hot path), and which stored files it has."""
+    message_id = session.execute(_INSERT_MESSAGE, {
         "conversation_id": conversation_id, "direction": direction, "author": author, "text": text,
         "attachments": [vars(item) for item in attachments], "created_at": now,
-    })
+    }).scalar_one()
+    record_files(session, message_id=message_id, conversation_id=conversation_id, attachments=attachments, now=now)
 
 
 def touch_conversation(session: Session, conversation_id: int, now: datetime, **changes: object) -> None:
     """Mark activity on a conversation (a plain update: this is the hot path)."""
-    values = {"last_activity_at": now, **changes}
-    session.execute(update(Conversation.__table__).where(Conversation.__table__.c.id == conversation_id), values)
-
-
-def route_specialty(session: Session, member: Member, text: str) -> tuple[str, bool]:
-    """Pick the specialty of a new conversation, and whether the text named it.
-
-    A specialty named in the text wins; otherwise the tier's only specialty, or the only one
-    the experts offer; otherwise "general".
-    """
-    offered = known_specialties(session)
-    words = {word.strip(".,!?;:").lower() for word in text.split()}
-    for specialty in offered:
-        if specialty.lower() in words:
-            return specialty, True
-    return _default_specialty(session, member, offered), False
-
-
-def _default_specialty(session: Session, member: Member, offered: list[str]) -> str:
-    tier = session.get(Tier, member.tier_id)
-    tier_specialties = [part for part in (tier.specialties if tier else "").split(",") if part]
-    if len(tier_specialties) == 1:
-        return tier_specialties[0]
-    if len(offered) == 1:
-        return offered[0]
-    return "general"
-
-
-def topics_for(session: Session, member: Member) -> list[str]:
-    """The specialties a member may pick from: offered by experts and covered by their tier."""
-    offered = known_specialties(session)
-    tier = session.get(Tier, member.tier_id)
-    covered = [part for part in (tier.specialties if tier else "").split(",") if part]
-    return [specialty for specialty in offered if not covered or specialty in covered]
+    session.execute(_TOUCH, {"conversation_id": conversation_id, "last_activity_at": now, **changes})
 
 
 TOPIC_QUESTION = "Which topic is your question about? Pick one and it goes to the right experts."
 
 
-def staff_channel_for(ctx: Context, specialty: str) -> str:
-    """Where threads of `specialty` open: its own channel if configured, else the staff channel."""
-    return ctx.settings.specialty_channels.get(specialty.lower(), ctx.staff.channel)
-
-
 def open_staff_thread(session: Session, ctx: Context, conversation: Conversation, member: Member | Row,
-                      text: str, key: str) -> None:
+                      text: str, key: str, files: tuple[FileRef, ...] = ()) -> None:
     """Post the conversation's card in its specialty's staff channel; its thread carries the rest."""
     conversation.staff_channel = staff_channel_for(ctx, conversation.specialty)  # a picked topic counts
     tier = session.get(Tier, member.tier_id)
@@ -103,7 +80,7 @@ def open_staff_thread(session: Session, ctx: Context, conversation: Conversation
     paged = on_duty_user_ids(session, conversation.specialty, conversation.staff_platform, ctx.now)
     enqueue(session, key=key, kind=OPEN_THREAD, address=Address(conversation.staff_platform,
                                                                  conversation.staff_channel),
-            message=Outbound(text, card, mentions=paged), now=ctx.now, conversation_id=conversation.id)
+            message=Outbound(text, card, mentions=paged, files=files), now=ctx.now, conversation_id=conversation.id)
     notice = away_notice(session, conversation.specialty, ctx.now)
     if notice is not None:
         enqueue(session, key=f"{key}:away", kind=POST,
@@ -111,38 +88,7 @@ def open_staff_thread(session: Session, ctx: Context, conversation: Conversation
                 message=Outbound(notice), now=ctx.now, conversation_id=conversation.id)
 
 
-CONVERSATIONS = Conversation.__table__
-_OPEN_CONVERSATION = (
-    select(CONVERSATIONS)
-    .where(CONVERSATIONS.c.member_id == bindparam("member_id"), CONVERSATIONS.c.status.in_(("open", "choosing")))
-    .order_by(CONVERSATIONS.c.id.desc())
-    .limit(1)
-)
-_CONVERSATION_IN_THREAD = select(CONVERSATIONS).where(
-    CONVERSATIONS.c.staff_platform == bindparam("platform"), CONVERSATIONS.c.staff_thread == bindparam("thread")
-)
-
-
-_LOCK_MEMBER = select(Member.__table__.c.id).where(Member.__table__.c.id == bindparam("member_id")).with_for_update()
-
-
-def lock_member(session: Session, member_id: int) -> None:
-    """One member's messages are handled one at a time, so two quick messages open one conversation
-    and are counted against the flood limit and the quota one after the other.
-
-    PostgreSQL: a row lock until the transaction ends. SQLite: every write goes through one
-    database thread already, so there is nothing to lock.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_LOCK_MEMBER, {"member_id": member_id})
-
-
-def open_conversation_of(session: Session, member_id: int) -> Row | None:
-    """The member's open conversation, as a read-only row (members have at most one)."""
-    return session.execute(_OPEN_CONVERSATION, {"member_id": member_id}).first()
-
-
-def refresh_name(session: Session, member: Row, shown: str, now: datetime) -> Row | Member:
+def refresh_name(session: Session, member: Row, shown: str, now: datetime) -> Row:
     """The member as staff should see them: a platform-given name follows the platform's changes.
 
     A name an admin chose is kept. Costs nothing unless the name changed.
@@ -150,11 +96,11 @@ def refresh_name(session: Session, member: Row, shown: str, now: datetime) -> Ro
     name = clean_name(shown)
     if not name or member.name_source != "platform" or name == member.display_name:
         return member
-    session.execute(update(Member.__table__).where(Member.__table__.c.id == member.id), {"display_name": name})
+    session.execute(update(table_of(Member)).where(table_of(Member).c.id == member.id), {"display_name": name})
     open_now = open_conversation_of(session, member.id)
     if open_now is not None:  # the card of their open question shows the new name
         queue_card_update(session, now, open_now.id)
-    return session.get(Member, member.id)
+    return session.execute(select(table_of(Member)).where(table_of(Member).c.id == member.id)).one()
 
 
 def member_message(session: Session, ctx: Context, event: MemberMessage) -> Reply | None:
@@ -165,7 +111,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
     """
     author = event.address
     reply_to = Address(author.platform, author.channel, author.user, workspace=author.workspace)
-    member = member_of(session, author.platform, author.user)
+    member = member_locked(session, author.platform, author.user)  # one message of a member at a time
     if member is None:
         enqueue(session, key=f"join:{author.platform}:{event.event_id}", kind=POST,
                 address=reply_to, message=Outbound(ctx.settings.join_message()), now=ctx.now)
@@ -175,13 +121,13 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
                 address=reply_to, message=Outbound(ctx.settings.blocked_text), now=ctx.now)
         return Reply(ctx.settings.blocked_text, ok=False)
     member = refresh_name(session, member, event.display_name, ctx.now)
-    text = _with_attachments(event.text.strip(), event.attachments)
+    attachments = for_platform(ctx, event.attachments, ctx.staff.platform)
+    text = _with_attachments(event.text.strip(), attachments)
     if not text:  # a sticker, an embed alone: say so rather than drop it silently
         notice = "We could not read that message (there was no text in it). Please write your question out."
         enqueue(session, key=f"notext:{author.platform}:{event.event_id}", kind=POST, address=reply_to,
                 message=Outbound(notice), now=ctx.now)
         return Reply(notice, ok=False)
-    lock_member(session, member.id)
     limit = ctx.settings.max_message_chars
     if len(text) > limit:
         notice = (f"Your message is {len(text)} characters long; the limit is {limit}. "
@@ -192,12 +138,14 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
     if event.edited:
         text = f"(edited) {text}"
 
-    conversation = open_conversation_of(session, member.id)
-    if conversation is not None and _too_fast(session, ctx, conversation.id):
+    conversation: Row | Conversation | None  # a read-only row, or the record of a question opened here
+    # One statement: the open conversation, the member's messages in it this minute, whether it has anything unsent.
+    conversation = found = open_conversation_with_counts(session, member.id, ctx.now)
+    if found is not None and too_fast(ctx, found.recent):
         # Kept in the transcript, not relayed; the member is told once per minute.
-        recent = _recent_count(session, ctx, conversation.id)
-        record_message(session, conversation_id=conversation.id, direction="dropped", author=member.display_name,
-                       text=text, attachments=event.attachments, now=ctx.now)
+        recent = found.recent
+        record_message(session, conversation_id=conversation.id, direction=Direction.DROPPED, author=member.display_name,
+                       text=text, attachments=attachments, now=ctx.now)
         notice = (f"You are writing faster than our team can read ({ctx.settings.member_messages_per_minute} "
                   "messages a minute). Please wait a moment and send that again; it was not passed on.")
         if recent == ctx.settings.member_messages_per_minute:
@@ -224,18 +172,19 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
             last_activity_at=ctx.now,
         )
         if len(topics) > 1:  # the member picks the topic first; staff see it once picked
-            conversation.status = "choosing"
+            conversation.status = ConversationStatus.CHOOSING
         session.add(conversation)
         session.flush()
-        if conversation.status == "choosing":
+        if conversation.status == ConversationStatus.CHOOSING:
             buttons = tuple(Button(topic.capitalize(), "topic", f"{conversation.id}:{topic}") for topic in topics)
             enqueue(session, key=f"topic:{author.platform}:{event.event_id}", kind=POST, address=reply_to,
                     message=Outbound(TOPIC_QUESTION, Card(title="Pick a topic", buttons=buttons)), now=ctx.now,
                     conversation_id=conversation.id)
         else:
             open_staff_thread(session, ctx, conversation, member, text + late_note(ctx, event.written_at),
-                              key=f"in:{author.platform}:{event.event_id}")
-    elif conversation.status == "choosing":  # kept; it goes to staff with the topic
+                              key=f"in:{author.platform}:{event.event_id}", files=files_to_send(attachments))
+            count_relay(session, "to_staff")
+    elif conversation.status == ConversationStatus.CHOOSING:  # kept; it goes to staff with the topic
         touch_conversation(session, conversation.id, ctx.now)
     else:
         # The member may have moved to another DM channel (or platform) since.
@@ -248,58 +197,28 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
         enqueue(session, key=f"in:{author.platform}:{event.event_id}", kind=THREAD_POST,
                 address=Address(conversation.staff_platform, conversation.staff_channel,
                                 thread=conversation.staff_thread or ""),
-                message=Outbound(f"{member.display_name}: {text}{late_note(ctx, event.written_at)}"), now=ctx.now,
+                message=Outbound(f"{member.display_name}: {text}{late_note(ctx, event.written_at)}",
+                                 files=files_to_send(attachments)), now=ctx.now,
+                conversation_id=conversation.id, unsent=bool(found.unsent) if found is not None else None)
+        count_relay(session, "to_staff")
+    record_message(session, conversation_id=saved_id(conversation), direction=Direction.IN, author=member.display_name,
+                   text=text, attachments=attachments, now=ctx.now)
+    if not_passed_on(attachments):  # staff read the line in the relayed text; the member is told here
+        enqueue(session, key=f"files:{author.platform}:{event.event_id}", kind=POST, address=reply_to,
+                message=Outbound(member_notice(not_passed_on(attachments))), now=ctx.now,
                 conversation_id=conversation.id)
-    record_message(session, conversation_id=conversation.id, direction="in", author=member.display_name,
-                   text=text, attachments=event.attachments, now=ctx.now)
     return None
-
-
-_RECENT_FROM_MEMBER = (
-    select(func.count()).select_from(Message.__table__)
-    .where(Message.__table__.c.conversation_id == bindparam("conversation_id"),
-           Message.__table__.c.direction.in_(("in", "dropped")),
-           Message.__table__.c.created_at > bindparam("since", type_=Message.__table__.c.created_at.type))
-)
-
-
-def _recent_count(session: Session, ctx: Context, conversation_id: int) -> int:
-    return session.execute(_RECENT_FROM_MEMBER, {"conversation_id": conversation_id,
-                                                 "since": ctx.now - timedelta(minutes=1)}).scalar_one()
-
-
-def _too_fast(session: Session, ctx: Context, conversation_id: int) -> bool:
-    return _recent_count(session, ctx, conversation_id) >= ctx.settings.member_messages_per_minute
-
-
-def conversation_in_thread(session: Session, address: Address) -> Row | None:
-    """The conversation whose staff thread is at `address`, as a read-only row."""
-    if not address.thread:
-        return None
-    return session.execute(_CONVERSATION_IN_THREAD, {"platform": address.platform, "thread": address.thread}).first()
 
 
 class ThreadNotKnownYet(Exception):
     """A staff reply in a thread no conversation has, while some card's outcome is still unknown."""
 
 
-_UNCONFIRMED_CARD = (
-    select(OutboxItem.__table__.c.id)
-    .where(OutboxItem.__table__.c.kind == OPEN_THREAD, OutboxItem.__table__.c.platform == bindparam("platform"),
-           OutboxItem.__table__.c.status.in_(UNSENT))
-    .limit(1)
-)
-
-
-def _cards_unconfirmed(session: Session, platform: str) -> bool:
-    return session.execute(_UNCONFIRMED_CARD, {"platform": platform}).first() is not None
-
-
 def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | None:
     """A message in a staff thread: relay to the member, or keep it internal (`note:`)."""
-    conversation = conversation_in_thread(session, event.address)
+    conversation = conversation_in_thread_with_unsent(session, event.address)
     if conversation is None:
-        if _cards_unconfirmed(session, event.address.platform):
+        if cards_unconfirmed(session, event.address.platform):
             # The thread may be a card the platform took whose answer we have not had yet (a timeout,
             # a crash): the reply waits in the inbox and is tried again once the outbox knows.
             raise ThreadNotKnownYet(f"no conversation has thread {event.address.thread} yet")
@@ -309,16 +228,20 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
     if expert is None and not is_admin(ctx.settings, platform, user):
         return Reply("Only experts can answer members; your message was not relayed.", ok=False)
     author = expert.display_name if expert else f"admin {user}"
-    text = _with_attachments(event.text.strip(), event.attachments)
+    attachments = for_platform(ctx, event.attachments, conversation.member_platform)
+    refused = not_passed_on(attachments)
+    text = _with_attachments(event.text.strip(), tuple(item for item in attachments if not item.problem))
+    if not text and refused:
+        return Reply(staff_notice(refused), ok=False)
     if not text:
         return Reply("That message had no text we could relay, so nothing was sent to the member.", ok=False)
     if text.lower().startswith(NOTE_PREFIX):
-        record_message(session, conversation_id=conversation.id, direction="internal", author=author,
-                       text=text[len(NOTE_PREFIX):].strip(), now=ctx.now)
+        record_message(session, conversation_id=conversation.id, direction=Direction.INTERNAL, author=author,
+                       text=text[len(NOTE_PREFIX):].strip(), attachments=attachments, now=ctx.now)
         return Reply("(internal, not sent)")
-    if conversation.status == "choosing":
+    if conversation.status == ConversationStatus.CHOOSING:
         return Reply("The member is still picking a topic. Nothing was sent.", ok=False)
-    if conversation.status != "open":
+    if conversation.status != ConversationStatus.OPEN:
         return Reply(f"Conversation {conversation.id} is closed, so your reply was not sent. Reopen it to answer "
                      f"again (`/concierge reopen {conversation.id}`), then send your reply once more.", ok=False,
                      card=Card(title="", buttons=(Button("Reopen", "reopen", str(conversation.id)),)))
@@ -329,7 +252,12 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
                                                                                     for_member=True)
     send_to_member(session, ctx, conversation, answer,
                    author=author, expert_id=expert.id if expert else None,
-                   key=f"reply:{platform}:{event.event_id}", attachments=event.attachments)
+                   key=f"reply:{platform}:{event.event_id}", attachments=attachments, unsent=bool(conversation.unsent))
+    if refused:  # in the thread, where the expert wrote
+        enqueue(session, key=f"files:{platform}:{event.event_id}", kind=THREAD_POST,
+                address=Address(conversation.staff_platform, conversation.staff_channel,
+                                thread=conversation.staff_thread or ""),
+                message=Outbound(staff_notice(refused)), now=ctx.now, conversation_id=conversation.id)
     return None
 
 
@@ -343,18 +271,23 @@ def signed(ctx: Context, text: str, expert_name: str | None) -> str:
 
 
 def send_to_member(session: Session, ctx: Context, conversation: Conversation | Row, text: str, *, author: str,
-                   expert_id: int | None, key: str, attachments: tuple[Attachment, ...] = ()) -> None:
-    """Queue a staff answer to the member's DM and keep it in the transcript."""
+                   expert_id: int | None, key: str, attachments: tuple[Attachment, ...] = (),
+                   unsent: bool | None = None) -> None:
+    """Queue a staff answer to the member's DM and keep it in the transcript (`unsent`: see `enqueue`)."""
     member_address = Address(conversation.member_platform, conversation.member_channel, conversation.member_user)
-    enqueue(session, key=key, kind=POST, address=member_address, message=Outbound(text), now=ctx.now,
-            conversation_id=conversation.id)
-    record_message(session, conversation_id=conversation.id, direction="out", author=author, text=text,
+    enqueue(session, key=key, kind=POST, address=member_address,
+            message=Outbound(text, files=files_to_send(attachments)), now=ctx.now, conversation_id=conversation.id,
+            unsent=unsent)
+    conversation_id = saved_id(conversation)
+    record_message(session, conversation_id=conversation_id, direction=Direction.OUT, author=author, text=text,
                    attachments=attachments, now=ctx.now)
     changes: dict[str, object] = {}
+    count_relay(session, "to_member")
     if conversation.first_response_at is None:
         changes["first_response_at"] = ctx.now
+        observe_first_response(session, conversation.specialty, conversation.opened_at, ctx.now)
     if conversation.claimed_by is None and expert_id is not None:
         changes["claimed_by"] = expert_id  # the first to answer owns it
-    touch_conversation(session, conversation.id, ctx.now, **changes)
+    touch_conversation(session, conversation_id, ctx.now, **changes)
     if changes:  # answered, or claimed: the card shows it
-        queue_card_update(session, ctx.now, conversation.id)
+        queue_card_update(session, ctx.now, conversation_id)

@@ -29,7 +29,10 @@ TOLD_TIMEOUT_S = 5.0  # longest the shutdown waits for private words to staff st
 class Connection(Protocol):
     """One platform's event side, attached to a runtime it shares with the other platforms."""
 
-    platform: Platform  # the port the outbox sends through (its `name` is the platform's)
+    @property
+    def platform(self) -> Platform:
+        """The port the outbox sends through (its `name` is the platform's); read-only, so a connection may
+        declare its own platform class."""
 
     async def start(self, runtime: Runtime) -> None:
         """Hand the platform's events to `runtime.concierge` from now on (connect, listen, catch up)."""
@@ -42,6 +45,9 @@ class Connection(Protocol):
 
     async def close(self) -> None:
         """Release the platform's clients (after the outbox stopped: it sends through them)."""
+
+    def connected(self) -> bool:
+        """Whether the platform's events can reach us now (`/readyz`); a connection without it counts as connected."""
 
 
 def settings_for(settings: Settings, names: list[str]) -> Settings:
@@ -79,6 +85,15 @@ async def serve_connections(settings: Settings, connections: list[Connection]) -
         await _close(connections)
         raise
     # The outbox and inbox workers and the digest scheduler: once for the process, whatever it serves.
+    for connection in connections:  # /readyz: ready while every platform is connected
+        if runtime.health is not None:
+            runtime.health.watch(connection.platform.name, getattr(connection, "connected", lambda: True))
+    try:
+        await runtime.open_endpoint()  # CONCIERGE_METRICS_PORT: /metrics, /healthz, /readyz
+    except BaseException:
+        await _close(connections)
+        runtime.close()
+        raise
     background = asyncio.create_task(runtime.run_background(), name="concierge-background")
     started: list[Connection] = []
     try:
@@ -97,6 +112,7 @@ async def serve_connections(settings: Settings, connections: list[Connection]) -
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(runtime.concierge.told(), TOLD_TIMEOUT_S)
         await _close(connections)
+        await runtime.close_endpoint()
         runtime.close()
 
 

@@ -94,8 +94,30 @@ class Settings(BaseSettings):
         description="Purge the message texts of conversations idle for more than this many days; "
         "unset keeps them for ever.",
     )
+    files_dir: str = Field(
+        default="concierge-files",
+        description="Folder of the file store: the files members and experts send, kept by content (sha256).",
+    )
+    files_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1,
+        description="Largest file passed on, in bytes (each platform's own upload limit applies too).",
+    )
+    files_allowed_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["image/*", "application/pdf", "text/plain", "text/csv", ".pdf", ".txt", ".csv"],
+        description="File types passed on: MIME types (application/pdf), families (image/*) or extensions "
+        "(.pdf), comma-separated; others are refused (the sender and staff are told).",
+    )
     platform: str = Field(
         default="auto", description="local, slack, discord, or auto (the first with tokens, else local)."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of the /metrics, /healthz and /readyz endpoint (every run mode); unset: off.",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics endpoint listens on.")
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$",
+        description="Log lines as text, or json (one object per line, with the event and conversation ids).",
     )
 
     @field_validator("admins", mode="before")
@@ -106,7 +128,14 @@ class Settings(BaseSettings):
             return [entry if ":" in entry else f"local:{entry}" for entry in entries if entry]
         return value
 
-    @field_validator("retention_days", mode="before")
+    @field_validator("files_allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("retention_days", "metrics_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -122,13 +151,14 @@ class Settings(BaseSettings):
                 except ValueError as error:
                     raise ValueError(f"not a JSON object of specialty: channel ({error})") from None
             else:
-                value = {}
+                channels: dict[str, str] = {}
                 for entry in filter(None, (part.strip() for part in text.split(","))):
                     specialty, equals, channel = (part.strip() for part in entry.partition("="))
                     if not equals or not specialty or not channel:
                         raise ValueError(f"{entry!r} is not specialty=channel; write it like "
                                          "nutrition=C0NUT,training=C0TRN")
-                    value[specialty] = channel
+                    channels[specialty] = channel
+                value = channels
         if isinstance(value, dict):  # specialties are lower case everywhere else
             return {str(key).strip().lower(): channel for key, channel in value.items()}
         return value

@@ -10,20 +10,18 @@ from pathlib import Path
 from statistics import quantiles
 from typing import BinaryIO
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from concierge.durations import minutes_or_hours
 from concierge.inbox import count_failed
 from concierge.records import Conversation, Expert, Member, Tier
+from concierge.states import ConversationStatus
 
 
 def _percentile(values: list[float], which: int) -> float:
     if len(values) == 1:
         return values[0]
     return quantiles(values, n=100, method="inclusive")[which - 1]
-
-
-def _fmt(minutes: float) -> str:
-    return f"{minutes:.0f}m" if minutes < 120 else f"{minutes / 60:.1f}h"
 
 
 @dataclass
@@ -44,16 +42,16 @@ def collect(session: Session, since: datetime) -> DeskStats:
     stats = DeskStats(since, inbound_failed=count_failed(session))
     rows = session.exec(
         select(Conversation, Tier, Expert.display_name)
-        .join(Member, Member.id == Conversation.member_id)
-        .join(Tier, Tier.id == Member.tier_id)
-        .join(Expert, Expert.id == Conversation.claimed_by, isouter=True)
+        .join(Member, col(Member.id) == Conversation.member_id)
+        .join(Tier, col(Tier.id) == Member.tier_id)
+        .join(Expert, col(Expert.id) == Conversation.claimed_by, isouter=True)
         .where(Conversation.opened_at >= since)
     ).all()
     groups: dict[str, list[float]] = defaultdict(list)
     by_expert: dict[str, list[int]] = defaultdict(list)
     for conversation, tier, expert in rows:
         stats.conversations += 1
-        stats.open += conversation.status == "open"
+        stats.open += conversation.status == ConversationStatus.OPEN
         stats.by_hour[conversation.opened_at.hour] += 1
         if conversation.rating:
             stats.ratings.append(conversation.rating)
@@ -78,8 +76,8 @@ def render_text(stats: DeskStats) -> str:
         return "\n".join([f"No conversations since {stats.since:%Y-%m-%d %H:%M} UTC.", *failed])
     lines = [f"Since {stats.since:%Y-%m-%d %H:%M} UTC: {stats.conversations} conversations, {stats.open} open."]
     for name, values in stats.first_response.items():
-        lines.append(f"First response, {name}: p50 {_fmt(_percentile(values, 50))}, "
-                     f"p90 {_fmt(_percentile(values, 90))} ({len(values)} answered)")
+        lines.append(f"First response, {name}: p50 {minutes_or_hours(_percentile(values, 50))}, "
+                     f"p90 {minutes_or_hours(_percentile(values, 90))} ({len(values)} answered)")
     if stats.target_total:
         lines.append(f"Response target met: {stats.target_hits}/{stats.target_total} "
                      f"({100 * stats.target_hits / stats.target_total:.0f}%)")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import Row, func
 from sqlmodel import Session, select
 
-from concierge.durations import parse_duration, whole_number
+from concierge.durations import describe_minutes, parse_duration, whole_number
 from concierge.errors import Refused
 from concierge.membership import audit, tier_named
 from concierge.people import Context
 from concierge.records import Conversation, Member, Tier
+from concierge.tables import saved_id
 
 LONGEST_TARGET = timedelta(days=30)  # a response target past a month is a typo
 MAX_QUOTA = 100_000  # questions a month
@@ -39,8 +40,11 @@ def parse_quota(text: str) -> int | None:
 
 def set_tier(session: Session, ctx: Context, *, name: str, quota: str | None, target: str | None,
              specialties: str | None, actor: str) -> Tier:
-    """Create or change a tier; options not given keep their value."""
-    changes = {}
+    """Create or change a tier; options not given keep their value (an existing tier needs one change)."""
+    if quota is None and target is None and specialties is None \
+            and session.exec(select(Tier).where(Tier.name == name.lower())).first() is not None:
+        raise Refused("Say what to change: --quota 10/month, --target 4h, --specialties training,nutrition.")
+    changes: dict[str, int | str | None] = {}
     if quota is not None:
         changes["monthly_quota"] = parse_quota(quota)
     if target is not None:
@@ -57,18 +61,10 @@ def set_tier(session: Session, ctx: Context, *, name: str, quota: str | None, ta
 
 def describe(tier: Tier) -> str:
     quota = f"{tier.monthly_quota} questions a month" if tier.monthly_quota is not None else "unlimited questions"
-    target = (f"answer within {target_text(tier.response_target_minutes)}" if tier.response_target_minutes
+    target = (f"answer within {describe_minutes(tier.response_target_minutes)}" if tier.response_target_minutes
               else "no response target")
     covered = tier.specialties.replace(",", ", ") or "every specialty"
     return f"{tier.name}: {quota}, {target}, {covered}"
-
-
-def target_text(minutes: int) -> str:
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440}d"
-    if minutes % 60 == 0:
-        return f"{minutes // 60}h"
-    return f"{minutes}m"
 
 
 def list_tiers(session: Session) -> list[Tier]:
@@ -81,7 +77,7 @@ def questions_this_month(session: Session, member_id: int, now: datetime) -> int
         Conversation.member_id == member_id, Conversation.opened_at >= start)).one()
 
 
-def entitlement_problem(session: Session, member: Member | object, specialty: str, named: bool,
+def entitlement_problem(session: Session, member: Member | Row, specialty: str, named: bool,
                         now: datetime) -> str | None:
     """Why a member may not open this conversation, or None when they may."""
     tier = session.get(Tier, member.tier_id)
@@ -91,7 +87,7 @@ def entitlement_problem(session: Session, member: Member | object, specialty: st
     if named and covered and specialty not in covered:
         return (f"Your {tier.name} membership covers {', '.join(covered)}. Questions about {specialty} "
                 "are not included; your message was not passed on.")
-    if tier.monthly_quota is not None and questions_this_month(session, member.id, now) >= tier.monthly_quota:
+    if tier.monthly_quota is not None and questions_this_month(session, saved_id(member), now) >= tier.monthly_quota:
         return (f"You have used this month's {tier.monthly_quota} questions of your {tier.name} membership. "
                 "Your message was not passed on; you can ask again from the 1st of next month.")
     return None

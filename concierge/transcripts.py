@@ -11,30 +11,32 @@ from __future__ import annotations
 import csv
 import html
 import json
-import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, time, timezone
 from typing import Any, TextIO
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
 
-from concierge.durations import parse_duration
+from concierge.durations import looks_like_duration, parse_duration
+from concierge.file_data import forget_files
+from concierge.files import FileStore, human_size
 from concierge.member_data import ERASED
+from concierge.outbox.kinds import OutboxStatus
 from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, Tier
+from concierge.states import Direction
+from concierge.tables import rows_affected, table_of
 
 FORMATS = ("jsonl", "csv", "html")
 FIELDS = ("conversation_id", "member_id", "member_name", "tier", "specialty", "status", "direction",
           "author", "text", "created_at", "attachments")
 BATCH = 500
 
-_DURATION = re.compile(r"^\s*[0-9]+\s*[mhdw]\s*$", re.IGNORECASE)
-
-
 def parse_since(value: str, now: datetime) -> datetime:
     """`YYYY-MM-DD` (midnight UTC) or a duration back from `now`: `30m`, `12h`, `7d`, `2w`."""
-    if _DURATION.match(value):
+    if looks_like_duration(value):
         return now - parse_duration(value)
     try:
         day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
@@ -43,12 +45,14 @@ def parse_since(value: str, now: datetime) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-def _active_since(moment: datetime):  # noqa: ANN202 - a SQL condition on Conversation
+def _active_since(moment: datetime) -> ColumnElement[bool]:
+    """A SQL condition on Conversation."""
     later = aliased(Message)  # its own alias: the export's outer query reads Message too
+    closed_at = col(Conversation.closed_at)
     return or_(
-        Conversation.last_activity_at >= moment,
-        and_(Conversation.closed_at.is_not(None), Conversation.closed_at >= moment),  # no NULL: this gets negated
-        exists().where(later.conversation_id == Conversation.id, later.created_at >= moment),
+        col(Conversation.last_activity_at) >= moment,
+        and_(closed_at.is_not(None), closed_at >= moment),  # no NULL: this gets negated
+        exists().where(col(later.conversation_id) == Conversation.id, col(later.created_at) >= moment),
     )
 
 
@@ -64,25 +68,25 @@ def transcript_rows(session: Session, since: datetime | None = None, member_id: 
                     *, batch_size: int = BATCH) -> Iterator[dict[str, Any]]:
     """One record per message, ordered by conversation then message, read `batch_size` rows at a time."""
     query = (
-        select(Message.id, Message.conversation_id, Conversation.member_id, Member.display_name, Tier.name,
-               Conversation.specialty, Conversation.status, Message.direction, Message.author, Message.text,
-               Message.created_at, Message.attachments)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .join(Member, Member.id == Conversation.member_id)
-        .outerjoin(Tier, Tier.id == Member.tier_id)
-        .order_by(Message.conversation_id, Message.id)
+        select(col(Message.id), col(Message.conversation_id), col(Conversation.member_id), col(Member.display_name),
+               col(Tier.name), col(Conversation.specialty), col(Conversation.status), col(Message.direction),
+               col(Message.author), col(Message.text), col(Message.created_at), col(Message.attachments))
+        .join(Conversation, col(Conversation.id) == Message.conversation_id)
+        .join(Member, col(Member.id) == Conversation.member_id)
+        .outerjoin(Tier, col(Tier.id) == Member.tier_id)
+        .order_by(col(Message.conversation_id), col(Message.id))
         .limit(batch_size)
     )
     if member_id is not None:
-        query = query.where(Conversation.member_id == member_id)
+        query = query.where(col(Conversation.member_id) == member_id)
     if since is not None:
         query = query.where(_active_since(since))
     last: tuple[int, int] | None = None
     while True:
         page = query
         if last is not None:  # keyset pagination: no offset scans, no cursor held open
-            page = page.where(or_(Message.conversation_id > last[0],
-                                  (Message.conversation_id == last[0]) & (Message.id > last[1])))
+            page = page.where(or_(col(Message.conversation_id) > last[0],
+                                  (col(Message.conversation_id) == last[0]) & (col(Message.id) > last[1])))
         batch = session.execute(page).all()
         for (_message_id, conversation_id, member, name, tier, specialty, status, direction, author, text,
              created_at, attachments) in batch:
@@ -114,7 +118,8 @@ def write_csv(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
     return count
 
 
-_LABELS = {"in": "member", "out": "to member", "internal": "INTERNAL NOTE (not sent to the member)", "event": "event"}
+_LABELS = {Direction.IN: "member", Direction.OUT: "to member", Direction.INTERNAL: "INTERNAL NOTE (not sent to the member)",
+           Direction.EVENT: "event"}  # other directions (dropped) are shown by their name
 _STYLE = (
     "body{font-family:sans-serif;max-width:60rem;margin:auto}section{border-top:1px solid #ccc;padding:.5rem 0}"
     ".message{margin:.4rem 0;padding:.3rem .6rem;border-left:4px solid #9ab}"
@@ -124,8 +129,24 @@ _STYLE = (
 )
 
 
-def write_html(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
-    """A standalone page, one <section> per conversation; every text is escaped."""
+def _attachment_html(item: dict[str, Any], store: FileStore | None) -> str:
+    """One file of a message: a link into the file store when its bytes are kept there."""
+    e = html.escape
+    name = e(str(item.get("name", "")))
+    problem = f" (not passed on: {e(str(item['problem']))})" if item.get("problem") else ""
+    try:
+        path = store.path(str(item.get("sha256") or "")) if store is not None else None
+    except ValueError:  # no stored bytes (a link-only file), or not a hash at all
+        path = None
+    if path is None:
+        return f"<li>{name}: {e(str(item.get('url', '')))}{problem}</li>"
+    return (f"<li><a href=\"{e(path.resolve().as_uri())}\" type=\"{e(str(item.get('mime') or ''))}\">{name}</a>"
+            f" ({e(human_size(int(item.get('size') or 0)))}){problem}</li>")
+
+
+def write_html(rows: Iterable[dict[str, Any]], out: TextIO, store: FileStore | None = None) -> int:
+    """A standalone page, one <section> per conversation; every text is escaped. Stored files are
+    linked into the file store (`store`; file URIs, so the page opens them where the store is)."""
     e = html.escape
     out.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Concierge transcripts</title>"
               f"<style>{_STYLE}</style></head><body>\n<h1>Concierge transcripts</h1>\n")
@@ -143,8 +164,7 @@ def write_html(rows: Iterable[dict[str, Any]], out: TextIO) -> int:
                       f" &middot; {e(row['status'])}</p>\n")
         direction = row["direction"]
         label = _LABELS.get(direction, direction)
-        attachments = "".join(
-            f"<li>{e(str(item.get('name', '')))}: {e(str(item.get('url', '')))}</li>" for item in row["attachments"])
+        attachments = "".join(_attachment_html(item, store) for item in row["attachments"])
         out.write(f"<div class=\"message {e(direction)}\">"
                   f"<div class=\"meta\"><strong>{e(label)}</strong> &middot; {e(row['author'])}"
                   f" &middot; <time>{e(row['created_at'] or '')}</time></div>"
@@ -164,36 +184,43 @@ WRITERS = {"jsonl": write_jsonl, "csv": write_csv, "html": write_html}
 
 
 def export(session: Session, out: TextIO, fmt: str, *, since: datetime | None = None,
-           member_id: int | None = None) -> int:
-    """Write the transcripts in `fmt` to `out`; returns how many messages were written."""
+           member_id: int | None = None, store: FileStore | None = None) -> int:
+    """Write the transcripts in `fmt` to `out`; returns how many messages were written.
+
+    Every format lists a message's files (name, type, size, sha256); HTML links those in `store`."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "html":
+        return write_html(transcript_rows(session, since, member_id), out, store)
     return WRITERS[fmt](transcript_rows(session, since, member_id), out)
 
 
 def purge_older_than(session: Session, cutoff: datetime, *, batch_size: int = BATCH, actor: str = "",
-                     now: datetime | None = None) -> int:
+                     now: datetime | None = None, store: FileStore | None = None) -> int:
     """Replace message texts and attachments of conversations not active since `cutoff` with ERASED.
 
     The rows stay (direction, author, when), so counts and response times survive. Copies of those
     texts in delivered or failed outbox items go too. Returns how many messages were purged;
     running it again purges nothing new. With an `actor`, a purge that erased anything is audited.
     """
-    not_erased = exists().where(Message.conversation_id == Conversation.id, Message.text != ERASED)
-    query = (select(Conversation.id).where(~_active_since(cutoff), not_erased)
-             .order_by(Conversation.id).limit(batch_size))
+    not_erased = exists().where(col(Message.conversation_id) == Conversation.id, col(Message.text) != ERASED)
+    conversation_id = table_of(Conversation).c.id  # Core: ids read back are never None
+    query = (select(conversation_id).where(~_active_since(cutoff), not_erased)
+             .order_by(conversation_id).limit(batch_size))
     purged = 0
     last = 0
     while True:
-        ids = list(session.scalars(query.where(Conversation.id > last)).all())
+        ids = list(session.scalars(query.where(conversation_id > last)).all())
         if not ids:
             if actor and purged:
                 session.add(AuditEvent(actor=actor, action="transcripts.purge", at=now or datetime.now(timezone.utc),
                                        detail={"cutoff": cutoff.isoformat(), "messages": purged}))
             return purged
-        purged += session.execute(update(Message).where(Message.conversation_id.in_(ids), Message.text != ERASED)
-                                  .values(text=ERASED, attachments=[])).rowcount
-        session.execute(update(OutboxItem).where(OutboxItem.conversation_id.in_(ids),
-                                                 OutboxItem.status.in_(("sent", "failed")))
+        purged += rows_affected(session.execute(
+            update(Message).where(col(Message.conversation_id).in_(ids), col(Message.text) != ERASED)
+            .values(text=ERASED, attachments=[])))
+        forget_files(session, ids, store)  # the files' bytes too, unless another message has them
+        session.execute(update(OutboxItem).where(col(OutboxItem.conversation_id).in_(ids),
+                                                 col(OutboxItem.status).in_((OutboxStatus.SENT, OutboxStatus.FAILED)))
                         .values(payload={"text": ERASED}))
         last = ids[-1]

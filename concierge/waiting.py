@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_
-from sqlmodel import Session, func, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, func, select
 
+from concierge.durations import at_a_glance, describe_minutes
 from concierge.records import Conversation, Expert, Member, Message, Tier
-from concierge.tiers import target_text
+from concierge.states import ConversationStatus, Direction
 
 
 @dataclass(frozen=True)
@@ -29,34 +31,25 @@ class Waiting:
                 and now - self.waiting_since > timedelta(minutes=self.target_minutes))
 
 
-def waiting_for(delta: timedelta) -> str:
-    """`1h05m`, `12m`, `2d03h`: how long, at a glance."""
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
-
-
 def open_queue(session: Session, specialty: str | None = None, limit: int = 50) -> list[Waiting]:
     """Open conversations (topic picked), those waiting for an answer first, the longest wait on top."""
     last_answer = (select(func.max(Message.created_at))
-                   .where(Message.conversation_id == Conversation.id, Message.direction == "out")
+                   .where(Message.conversation_id == Conversation.id, Message.direction == Direction.OUT)
                    .correlate(Conversation).scalar_subquery())
     first_unanswered = (select(func.min(Message.created_at))
-                        .where(Message.conversation_id == Conversation.id, Message.direction == "in",
+                        .where(Message.conversation_id == Conversation.id, Message.direction == Direction.IN,
                                or_(last_answer.is_(None), Message.created_at > last_answer))
                         .correlate(Conversation).scalar_subquery())
-    query = (select(Conversation.id, Member.display_name, Tier.name, Conversation.specialty, Expert.display_name,
-                    first_unanswered, Tier.response_target_minutes)
-             .join(Member, Member.id == Conversation.member_id)
-             .join(Tier, Tier.id == Member.tier_id, isouter=True)
-             .join(Expert, Expert.id == Conversation.claimed_by, isouter=True)
-             .where(Conversation.status == "open"))
+    # SQLAlchemy's select: sqlmodel's is typed for at most four columns.
+    query = (sa_select(col(Conversation.id), col(Member.display_name), col(Tier.name), col(Conversation.specialty),
+                       col(Expert.display_name), first_unanswered, col(Tier.response_target_minutes))
+             .join(Member, col(Member.id) == Conversation.member_id)
+             .join(Tier, col(Tier.id) == Member.tier_id, isouter=True)
+             .join(Expert, col(Expert.id) == Conversation.claimed_by, isouter=True)
+             .where(col(Conversation.status) == ConversationStatus.OPEN))
     if specialty:
-        query = query.where(Conversation.specialty == specialty.lower())
-    rows = [Waiting(*row) for row in session.exec(query).all()]
+        query = query.where(col(Conversation.specialty) == specialty.lower())
+    rows = [Waiting(*row) for row in session.execute(query).all()]
     rows.sort(key=lambda row: (row.waiting_since is None, row.waiting_since or datetime.max, row.id))
     return rows[:limit]
 
@@ -69,9 +62,9 @@ def render_queue(rows: list[Waiting], now: datetime) -> str:
         if row.waiting_since is None:
             state = "answered"
         else:
-            state = f"waiting {waiting_for(now - row.waiting_since)}"
-            if row.over_target(now):
-                state += f", over the {target_text(row.target_minutes)} target"
+            state = f"waiting {at_a_glance(now - row.waiting_since)}"
+            if row.target_minutes is not None and row.over_target(now):
+                state += f", over the {describe_minutes(row.target_minutes)} target"
         who = f"claimed by {row.claimed_by}" if row.claimed_by else "unclaimed"
         lines.append(f"#{row.id} {row.member} ({row.tier or '?'}, {row.specialty}): {state}; {who}")
     return "\n".join(lines)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 def attach(runtime):  # noqa: ANN001, ANN201
-    """Give a runtime its digest scheduler and per-platform send limiters; returns the scheduler."""
-    from scheduling.rate_limit import send_limiter
+    """Give a runtime its digest scheduler and per-platform send limiters (one budget per platform for all
+    processes on PostgreSQL, see `concierge.send_budget`); returns the scheduler."""
+    from concierge.send_budget import send_limiter
     from scheduling.ticker import DigestScheduler
 
     settings = runtime.concierge.settings
     for name in runtime.dispatcher.platforms:
-        runtime.dispatcher.limiters[name] = send_limiter(settings.digest_rate_per_s, settings.digest_burst)
+        runtime.dispatcher.limiters[name] = send_limiter(
+            runtime.db, name, settings.digest_rate_per_s, settings.digest_burst)  # shared on PostgreSQL
     return DigestScheduler(runtime.db, runtime.dispatcher, settings, runtime.concierge.clock)

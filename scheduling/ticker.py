@@ -17,7 +17,8 @@ from concierge.desk import close_idle
 from concierge.digests.catalogue import compose_due_editions
 from concierge.digests.planner import plan_all_due
 from concierge.duty import escalate_overdue
-from concierge.outbox import OutboxDispatcher
+from concierge.files import FileStore
+from concierge.outbox.dispatcher import OutboxDispatcher
 from concierge.people import Context
 from concierge.platform import Address
 from concierge.settings import Settings
@@ -56,16 +57,18 @@ class DigestScheduler:
         if paged:
             log.info("escalation: %d conversations over their response target", paged)
             self.dispatcher.wake()
-        if self.settings.auto_close_hours:
+        if idle_hours := self.settings.auto_close_hours:
             closed = await self.db.run(lambda session: close_idle(
-                session, Context(settings=self.settings, now=now, staff=Address("", "")), self.settings.auto_close_hours))
+                session, Context(settings=self.settings, now=now, staff=Address("", "")), idle_hours))
             if closed:
                 log.info("auto-close: %d idle conversations closed", closed)
                 self.dispatcher.wake()
         if self.settings.retention_days and (self._next_purge_at is None or now >= self._next_purge_at):
             self._next_purge_at = now + PURGE_EVERY
             cutoff = now - timedelta(days=self.settings.retention_days)
-            purged = await self.db.run(lambda session: purge_older_than(session, cutoff, actor="retention", now=now))
+            store = FileStore.from_settings(self.settings)  # files no other message has go with the texts
+            purged = await self.db.run(lambda session: purge_older_than(session, cutoff, actor="retention", now=now,
+                                                                        store=store))
             if purged:
                 log.info("retention: %d message texts purged (idle since before %s)", purged, cutoff.isoformat())
         return total

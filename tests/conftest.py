@@ -57,6 +57,12 @@ def make_settings(url: str, **overrides) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+@pytest.fixture(autouse=True)
+def _file_store_in_tmp(tmp_path, monkeypatch) -> None:
+    """Files members and experts send are kept in the test's own folder, never in the checkout."""
+    monkeypatch.setenv("CONCIERGE_FILES_DIR", str(tmp_path / "concierge-files"))
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(START)
@@ -72,6 +78,14 @@ def runtime(database_url, platform, clock):
     rt = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def ticker(runtime, clock):
+    """The digest scheduler on `runtime`, ticked by hand (`tests.support.desk.tick`)."""
+    from scheduling.ticker import DigestScheduler
+
+    return DigestScheduler(runtime.db, runtime.dispatcher, runtime.concierge.settings, clock)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 from adapters.local.platform import LocalPlatform
 from concierge.bootstrap import build_runtime
 from concierge.clock import FrozenClock
-from concierge.command_set import REGISTRY
+from concierge.commands.registry import REGISTRY
 from concierge.inbound import CommandInvoked
 from concierge.platform import Address
 from tests.conftest import START, make_settings

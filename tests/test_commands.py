@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.local.platform import LocalPlatform
-from concierge.command_set import REGISTRY
 from concierge.commands import Param, UsageError
+from concierge.commands.registry import REGISTRY
 from concierge.inbound import CommandInvoked
 from concierge.records import AuditEvent, Expert, Member, PlatformIdentity
 from tests.conftest import rows

@@ -180,7 +180,7 @@ async def test_idle_answered_conversations_close_from_the_tick_even_after_a_rest
 
 
 async def test_stats_from_the_command_line_with_a_chart(desk, tmp_path, database_url):
-    from tests.test_entrypoints import concierge
+    from tests.support.cli import concierge
 
     thread = await ask(desk)
     await desk.staff_writes("bob", thread, "Two litres.")

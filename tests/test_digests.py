@@ -10,39 +10,10 @@ import pytest
 from adapters.local.platform import LocalPlatform
 from concierge.digests.audit import consent_violations
 from concierge.inbound import ButtonPressed
+from concierge.outbox.outcome import Cancelled
 from concierge.records import ConsentEvent, OutboxItem, Subscription
-from scheduling.ticker import DigestScheduler
 from tests.conftest import rows
-
-
-@pytest.fixture
-def ticker(runtime, clock):
-    return DigestScheduler(runtime.db, runtime.dispatcher, runtime.concierge.settings, clock)
-
-
-async def tick(ticker, desk):
-    await ticker.tick()
-    await desk.settle()
-
-
-async def catalogue(desk, cadence="weekly"):
-    await desk.command("admin", "member add alice premium")
-    await desk.command("admin", "expert add bob nutrition")
-    answer = await desk.command("admin", f"digest create nutrition-tips Weekly nutrition tips --cadence {cadence}")
-    assert "created" in answer
-
-
-async def an_edition_due_for_alice(desk, clock, tip="tip"):
-    """Alice subscribed daily at 10:00, one edition published, and it is 10:00."""
-    await catalogue(desk)
-    await desk.command("alice", "subscribe nutrition-tips --cadence daily --hour 10")
-    await desk.command("bob", f"digest add nutrition-tips {tip}")
-    await desk.command("admin", "digest publish nutrition-tips")
-    clock.advance(3600)
-
-
-def digest_dms(platform, person):
-    return [text for text in platform.dms_to(person) if "nutrition tips #" in text]
+from tests.support.desk import an_edition_due_for_alice, catalogue, digest_dms, tick
 
 
 async def test_subscriber_gets_each_edition_at_their_hour_with_unsubscribe(desk, platform, runtime, clock, ticker):
@@ -98,7 +69,7 @@ async def test_a_send_already_claimed_is_stopped_by_unsubscribing(desk, platform
     claimed = await runtime.db.run(runtime.dispatcher._claim_due)
     await desk.command("alice", "unsubscribe nutrition-tips")
     outcomes = [await runtime.dispatcher._send(item) for item in claimed]
-    assert [o.cancelled for o in outcomes] == ["no consent in force"]
+    assert [(type(o), o.reason) for o in outcomes] == [(Cancelled, "no consent in force")]
     assert digest_dms(platform, "alice") == []
 
 

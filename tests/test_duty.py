@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
 from concierge.records import Expert
-from scheduling.ticker import DigestScheduler
 from tests.conftest import rows
-
-
-@pytest.fixture
-def ticker(runtime, clock):
-    return DigestScheduler(runtime.db, runtime.dispatcher, runtime.concierge.settings, clock)
 
 
 async def setup(desk, hours="9-17 --tz Europe/Paris --days mon-fri"):

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.cli import concierge
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def concierge(*args: str, cwd: Path, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("CONCIERGE_", "SLACK_", "DISCORD_"))}
-    environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "concierge.cli", *args], cwd=cwd, input=stdin,
-                          capture_output=True, text=True, timeout=120, env=environment)
 
 
 def test_demo_tells_the_whole_story_and_exits_0(tmp_path):

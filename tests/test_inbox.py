@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 
-import concierge.relay as relay
 from adapters.local.platform import LocalPlatform
 from concierge.bootstrap import build_runtime
 from concierge.clock import FrozenClock
@@ -20,30 +19,11 @@ from concierge.inbox import STUCK_AFTER_ATTEMPTS, NotRecorded
 from concierge.platform import Address
 from concierge.records import InboxItem, OutboxItem
 from tests.conftest import START, make_settings, rows
-
-
-async def enrol(desk):
-    await desk.command("admin", "member add alice premium")
-    await desk.command("admin", "expert add bob nutrition")
+from tests.support.desk import enrol, failing_once
 
 
 def dm(event_id: str, text: str, **extra) -> MemberMessage:
     return MemberMessage(event_id, LocalPlatform.dm_address("alice"), text, **extra)
-
-
-def failing_once(monkeypatch, times: int = 1):
-    """The relay raises `times` times (a core bug or a hiccup), then works."""
-    real = relay.member_message
-    calls = {"n": 0}
-
-    def flaky(session, ctx, event):
-        calls["n"] += 1
-        if calls["n"] <= times:
-            raise RuntimeError("boom")
-        return real(session, ctx, event)
-
-    monkeypatch.setattr("concierge.app.member_message", flaky)
-    return calls
 
 
 async def test_a_message_whose_processing_fails_is_kept_and_processed_once_later(desk, runtime, platform, clock,
@@ -75,6 +55,7 @@ async def test_an_event_that_cannot_be_recorded_is_refused(desk, runtime, monkey
         raise OSError("database is down")
 
     monkeypatch.setattr(runtime.db, "run", database_down)
+    monkeypatch.setattr(runtime.db, "run_grouped", database_down)  # the hot path's group commit
     with pytest.raises(NotRecorded):
         await runtime.concierge.receive(dm("m1", "Question?"))
 

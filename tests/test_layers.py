@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ FORBIDDEN = {
     "concierge": {"discord", "slack_bolt", "slack_sdk", "apscheduler", "adapters", "scheduling", "aiohttp"},
     "adapters/local": {"discord", "slack_bolt", "slack_sdk", "apscheduler", "scheduling", "aiohttp"},
     "scheduling": {"discord", "slack_bolt", "slack_sdk", "adapters"},
+    "monitoring": {"discord", "slack_bolt", "slack_sdk", "adapters", "scheduling", "sqlalchemy", "sqlmodel"},
 }
 
 
@@ -61,3 +63,24 @@ def test_the_check_sees_a_forbidden_import(tmp_path):
     assert {"slack_bolt", "discord"} <= imported_modules(sample)
     sample.write_text("from concierge.records import Member\nfrom concierge import records\n")
     assert {"concierge.records"} <= imported_modules(sample, dotted=True)
+
+
+def test_the_outbox_knows_no_digest():
+    """Digests register their delivery policy through bootstrap; the outbox imports nothing of them."""
+    files = sorted((ROOT / "concierge" / "outbox").rglob("*.py"))
+    assert files
+    offending = {str(path.relative_to(ROOT)): sorted(name for name in imported_modules(path, dotted=True)
+                                                     if name.startswith("concierge.digests"))
+                 for path in files}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
+# Ways to write an outbox row: a Core insert into its table, raw SQL, an ORM record added.
+OUTBOX_WRITES = re.compile(r"insert\(\s*(ITEMS|OutboxItem|table_of\(OutboxItem\))|INSERT INTO \{?(ITEMS|outboxitem)"
+                           r"|(?<!class )OutboxItem\(", re.IGNORECASE)
+
+
+def test_one_module_writes_outbox_rows():
+    writers = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "concierge").rglob("*.py")
+                     if OUTBOX_WRITES.search(path.read_text()))
+    assert writers == ["concierge/outbox/queue.py"]

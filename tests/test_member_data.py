@@ -6,7 +6,7 @@ import json
 
 from concierge.records import ConsentEvent, Member, Message, PlatformIdentity
 from tests.conftest import rows
-from tests.test_entrypoints import concierge
+from tests.support.cli import concierge
 
 
 async def conversation_and_subscription(desk, clock, ticker=None):

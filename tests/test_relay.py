@@ -6,11 +6,7 @@ from adapters.local.platform import LocalPlatform
 from concierge.inbound import Attachment, MemberMessage
 from concierge.records import Conversation, Message, OutboxItem
 from tests.conftest import rows
-
-
-async def enrol(desk, *, tier="premium", specialties="nutrition"):
-    await desk.command("admin", f"member add alice {tier}")
-    await desk.command("admin", f"expert add bob {specialties}")
+from tests.support.desk import enrol
 
 
 async def test_question_opens_a_thread_with_a_card(desk, platform, runtime):

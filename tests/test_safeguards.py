@@ -3,7 +3,8 @@
 Each test goes through the real code paths (the local runtime, its commands, the digest tick and
 the outbox) and fails when its one safeguard is taken away, even while the others stay in place:
 
-- the consent re-check just before a digest send (`outbox.confirm_consent`), without the
+- the consent re-check just before a digest send (`DigestDelivery.may_send`, the digests' delivery
+  policy, run by the outbox dispatcher as it confirms the item), without the
   unsubscribe's cancellation behind it;
 - the cancellation of queued digest sends in the unsubscribe transaction
   (`subscriptions.cancel_deliveries`), without the re-check behind it;
@@ -19,27 +20,15 @@ import io
 from datetime import timedelta
 from html.parser import HTMLParser
 
-import pytest
 from sqlalchemy import update
 
 from concierge.digests import consent
 from concierge.records import ConsentEvent, Expert, Member, Message, OutboxItem
 from concierge.transcripts import export
-from scheduling.ticker import DigestScheduler
 from tests.conftest import START, rows
+from tests.support.desk import tick
 
 HOUR = 3600
-
-
-@pytest.fixture
-def ticker(runtime, clock):
-    return DigestScheduler(runtime.db, runtime.dispatcher, runtime.concierge.settings, clock)
-
-
-async def tick(ticker, desk) -> None:
-    """One digest tick, then deliver what is due (as the running bot would)."""
-    await ticker.tick()
-    await desk.settle()
 
 
 async def catalogue(desk) -> None:

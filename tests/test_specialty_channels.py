@@ -10,6 +10,7 @@ from concierge.inbound import ButtonPressed, CommandInvoked, StaffReply
 from concierge.platform import Address
 from concierge.records import Conversation
 from tests.conftest import make_settings, rows
+from tests.support.desk import enrol
 
 TRAINING_DESK = "training-desk"
 
@@ -20,12 +21,6 @@ def runtime(database_url, platform, clock):
     rt = build_runtime(settings, {"local": platform}, clock=clock)
     yield rt
     rt.close()
-
-
-async def enrol(desk, *members):
-    await desk.command("admin", "expert add bob nutrition,training")
-    for member in members:
-        await desk.command("admin", f"member add {member} premium")
 
 
 def opened_in(platform) -> dict[str, str]:
@@ -39,7 +34,7 @@ async def in_channel(runtime, event_id, channel, person, thread, text):
 
 
 async def test_a_specialty_with_its_own_channel_opens_its_threads_there(desk, platform, runtime):
-    await enrol(desk, "alice", "carol")
+    await enrol(desk, "alice", "carol", specialties="nutrition,training")
     await desk.member_writes("alice", "A training question: intervals?")
     await desk.member_writes("carol", "A nutrition question: carbs?")
     await desk.settle()
@@ -50,7 +45,7 @@ async def test_a_specialty_with_its_own_channel_opens_its_threads_there(desk, pl
 
 
 async def test_staff_replies_and_follow_ups_stay_in_the_specialty_channel(desk, platform, runtime):
-    await enrol(desk, "alice")
+    await enrol(desk, "alice", specialties="nutrition,training")
     await desk.member_writes("alice", "A training question: intervals?")
     await desk.settle()
     [opened] = platform.threads_opened()

@@ -15,7 +15,7 @@ from concierge.member_data import ERASED
 from concierge.records import AuditEvent, Conversation, Message
 from concierge.transcripts import export, parse_since, purge_older_than, transcript_rows
 from tests.conftest import make_settings, rows
-from tests.test_entrypoints import concierge
+from tests.support.cli import concierge
 
 SCRIPT = "<script>alert('knee')</script> & my knee hurts"
 DAY = 86400

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: importing this package loads no SDK
+    from adapters.discord.bot import DiscordConnection
+    from concierge.settings import Settings
+
 
 def is_configured() -> bool:
     """Whether a Discord bot token is set (environment or .env); imports no SDK."""
@@ -10,7 +16,7 @@ def is_configured() -> bool:
     return DiscordSettings().configured()
 
 
-async def run(settings, http: bool = False) -> None:  # noqa: ANN001 - concierge.settings.Settings
+async def run(settings: Settings, http: bool = False) -> None:
     """Connect to the Discord gateway and relay until stopped (Discord has no HTTP events mode)."""
     if http:
         raise SystemExit("--http is for Slack; the Discord bot always connects through the gateway.")
@@ -19,7 +25,7 @@ async def run(settings, http: bool = False) -> None:  # noqa: ANN001 - concierge
     await serve(settings)
 
 
-async def connect(settings, **_options):  # noqa: ANN001, ANN201
+async def connect(settings: Settings, **_options: object) -> DiscordConnection:
     """Discord's `concierge.serve.Connection`, to serve beside other platforms from one runtime.
 
     Discord has no HTTP events mode: `--http` is Slack's.

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 import discord
 from discord.ext import commands
 
-from adapters.discord.cards import CardButton
-from adapters.discord.forms import FormCog
+from adapters.discord.files import DiscordFiles
 from adapters.discord.platform import DiscordPlatform
+from adapters.discord.presses import CardPress, FormCog
 from adapters.discord.relay import RelayCog
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.slash import ConciergeTree, SlashCog
+from concierge.app import Concierge
 from concierge.bootstrap import Runtime, adapter_names, build_runtime, load_adapter
 from concierge.clock import Clock
 from concierge.database import Database
@@ -64,7 +66,7 @@ class Intake:
         self._idle.set()
 
     @contextlib.contextmanager
-    def handling(self):  # noqa: ANN201 - a context manager around one event's hand-over
+    def handling(self) -> Iterator[None]:  # a context manager around one event's hand-over
         self._busy += 1
         self._idle.clear()
         try:
@@ -85,6 +87,7 @@ class ConciergeBot(commands.Bot):
         settings: the core's settings (staff channel id, admins as `discord:<user id>`).
         discord_settings: the DISCORD_* settings.
         platform: the `Platform` port the outbox sends through.
+        files: reads attachments into the file store, and sends stored files.
         runtime: the wired core, set before login (`create_bot`, or `DiscordConnection.start` for a
             runtime shared with other platforms); its background work runs elsewhere, once per process.
         intake: the events being handled (see `Intake`).
@@ -106,14 +109,15 @@ class ConciergeBot(commands.Bot):
         )
         self.settings = settings
         self.discord_settings = discord_settings
-        self.platform = DiscordPlatform(self, discord_settings)
+        self.files = DiscordFiles.from_settings(settings)  # attachments in (the relay) and out (the platform)
+        self.platform = DiscordPlatform(self, discord_settings, self.files)
         self.runtime: Runtime | None = None
         self.intake = Intake()
         self.users_as_text = users_as_text
         self.catch_up_task: asyncio.Task[None] | None = None
 
     @property
-    def concierge(self):  # noqa: ANN201 - concierge.app.Concierge
+    def concierge(self) -> Concierge:
         if self.runtime is None:
             raise RuntimeError("the bot is not wired to a runtime; use create_bot()")
         return self.runtime.concierge
@@ -121,7 +125,7 @@ class ConciergeBot(commands.Bot):
     async def setup_hook(self) -> None:
         # Card buttons are matched by their custom id's pattern: presses on cards sent before a
         # restart still reach the core without registering a view per conversation.
-        self.add_dynamic_items(CardButton)
+        self.add_dynamic_items(CardPress)
         await self.add_cog(RelayCog(self))
         await self.add_cog(FormCog(self))
         slash = SlashCog(self)
@@ -148,7 +152,7 @@ class ConciergeBot(commands.Bot):
         """Turn new events away, stop the catch-up, and wait for the events under way to be handed over."""
         self.intake.closed = True
         relay = self.get_cog("RelayCog")
-        if relay is not None:
+        if isinstance(relay, RelayCog):
             await relay.catch_up.stop()
         with contextlib.suppress(asyncio.TimeoutError):
             await self.intake.idle(timeout)
@@ -224,6 +228,11 @@ class DiscordConnection:
 
     async def stop(self) -> None:
         await self.bot.stop_taking_events()
+
+    def connected(self) -> bool:
+        """On the gateway, READY received and the websocket open (`/readyz`)."""
+        ws = self.bot.ws
+        return self.bot.is_ready() and not self.bot.is_closed() and ws is not None and ws.open
 
     async def close(self) -> None:
         # Cogs unload (the catch-up stops, private words under way are said), then the gateway and HTTP close.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import discord
 
-from concierge.inbound import ButtonPressed
+from adapters.discord.limits import clip
 from concierge.platform import Card
 
 # A button's custom id carries the core's action and value, so any process can handle a press on
@@ -30,15 +33,11 @@ LABEL_CHARS = 80
 MAX_BUTTONS = 25
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def card_embed(card: Card) -> discord.Embed:
     """The card's title and fields as an embed (buttons go in the view)."""
-    embed = discord.Embed(title=_clip(card.title, TITLE_CHARS))
+    embed = discord.Embed(title=clip(card.title, TITLE_CHARS))
     for name, value in card.fields[:MAX_FIELDS]:
-        name, value = _clip(name or "-", FIELD_NAME_CHARS), _clip(value or "-", FIELD_VALUE_CHARS)
+        name, value = clip(name or "-", FIELD_NAME_CHARS), clip(value or "-", FIELD_VALUE_CHARS)
         if len(embed) + len(name) + len(value) > EMBED_CHARS:
             break
         embed.add_field(name=name, value=value)
@@ -58,7 +57,7 @@ def embed_for(card: Card, text: str) -> discord.Embed | None:
 
 
 class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
-    """A card button; pressing it hands `ButtonPressed(action, value)` to the core."""
+    """A card button as sent; a press on one is handled by its subclass `CardPress` (presses.py)."""
 
     def __init__(self, action: str, value: str = "", *, label: str = "",
                  style: str | discord.ButtonStyle = "") -> None:
@@ -66,7 +65,7 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
             style = STYLES.get(style, discord.ButtonStyle.secondary)
         super().__init__(
             discord.ui.Button(
-                label=_clip(label or action, LABEL_CHARS),
+                label=clip(label or action, LABEL_CHARS),
                 style=style,
                 custom_id=CUSTOM_ID.format(action=action, value=value),
             )
@@ -75,15 +74,12 @@ class CardButton(discord.ui.DynamicItem[discord.ui.Button], template=TEMPLATE):
         self.value = value
 
     @classmethod
-    async def from_custom_id(  # noqa: D102 - discord.py's hook
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> CardButton:
-        return cls(match["action"], match["value"], label=item.label or "", style=item.style)
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        from adapters.discord.interactions import address_of, answer  # it renders cards: imported late
-
-        await answer(interaction, ButtonPressed(str(interaction.id), address_of(interaction), self.action, self.value))
+        # `item` is the pressed discord.ui.Button (typed as any item by discord.py's hook)
+        return cls(match["action"], match["value"], label=getattr(item, "label", None) or "",
+                   style=getattr(item, "style", ""))
 
 
 def card_view(card: Card) -> discord.ui.View | None:

@@ -31,11 +31,11 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
-from adapters.discord.platform import neutral_errors
+from adapters.discord.errors import neutral_errors
 from concierge.app import NotRecorded
 from concierge.inbound import Inbound
 from concierge.platform import PlatformDown, PlatformError, RateLimited
@@ -198,6 +198,7 @@ class DiscordCatchUp:
                 self._missed[key] = (place, min(since, known[1]) if known else since, next(self._generation))
             log.info("catch-up: read %d messages in %d places, %d new; %d places failed, %d to read again",
                      counts.read, counts.places, counts.new, counts.failed_places, len(counts.again))
+            self.bot.concierge.metrics.count_caught_up("discord", counts.new)
             if not (self._full_wanted or self._missed):
                 return
             delay = first if not (plan_failed or counts.again) else min(delay * 2, RETRY_CAP_S)
@@ -288,7 +289,7 @@ class DiscordCatchUp:
             read += 1
             new += await self._receive(message, dm=not place.thread)
 
-    def _channel(self, place: Place) -> Any:
+    def _channel(self, place: Place) -> discord.DMChannel | discord.Thread | discord.PartialMessageable | None:
         if not place.channel.isdigit() or (place.thread and not place.thread.isdigit()):
             log.warning("catch-up: %s is not a Discord channel", place.key)
             return None

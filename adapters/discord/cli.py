@@ -60,7 +60,8 @@ async def _logged_in(discord_settings: DiscordSettings) -> AsyncIterator[tuple[d
     client = discord.Client(intents=intents())
     tree = ConciergeTree(client)
 
-    async def not_run(interaction: discord.Interaction, tokens: tuple[str, ...]) -> None:
+    async def not_run(interaction: discord.Interaction, tokens: tuple[str, ...],
+                      names: tuple[tuple[str, str], ...]) -> None:
         raise RuntimeError("this tree only describes the commands")
 
     tree.add_command(build_group(not_run))
@@ -69,6 +70,13 @@ async def _logged_in(discord_settings: DiscordSettings) -> AsyncIterator[tuple[d
         yield client, tree
     finally:
         await client.close()
+
+
+def _application_id(client: discord.Client) -> int:
+    """The application's id: `login` sets it (from the token's application), so None means not logged in."""
+    if client.application_id is None:
+        raise RuntimeError("not logged in to Discord")
+    return client.application_id
 
 
 async def find_problems(settings: Settings, discord_settings: DiscordSettings) -> list[str]:
@@ -110,7 +118,7 @@ async def _guild_problems(client: discord.Client, tree: ConciergeTree, settings:
                                                f"CONCIERGE_SPECIALTY_CHANNELS ({specialty})")
             if own:
                 problems.append(own)
-    if not await commands_in_sync(tree, client.http, client.application_id):
+    if not await commands_in_sync(tree, client.http, _application_id(client)):
         problems.append("The /concierge commands on Discord differ from this version: run `concierge discord sync` "
                         "(starting the bot syncs them too).")
     return problems
@@ -128,6 +136,8 @@ async def _staff_channel_problem(client: discord.Client, guild: discord.Guild, s
         return f"Channel {channel_id} is not in server {guild.name!r}, or the bot cannot see it."
     if not isinstance(channel, discord.TextChannel):
         return f"#{channel.name} is not a text channel; conversation threads need one."
+    if client.user is None:
+        raise RuntimeError("not logged in to Discord")  # `login` sets the bot's user
     member = await guild.fetch_member(client.user.id)
     granted = channel.permissions_for(member)
     missing = [name for name, wanted in required_permissions() if wanted and not getattr(granted, name)]
@@ -155,7 +165,7 @@ def doctor_command() -> None:
 async def sync_commands(discord_settings: DiscordSettings) -> bool:
     """Push /concierge to Discord when its copy differs; True when it synced."""
     async with _logged_in(discord_settings) as (client, tree):
-        if await commands_in_sync(tree, client.http, client.application_id):
+        if await commands_in_sync(tree, client.http, _application_id(client)):
             return False
         await tree.sync()
         return True

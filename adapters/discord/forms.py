@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import discord
-from discord.ext import commands
 
-from concierge.inbound import Form, FormSubmitted
+from adapters.discord.limits import clip
+from concierge.replies import Form
 
 FORM_PREFIX = "concierge-form:"
 TEXT_ID = "text"
@@ -22,18 +22,14 @@ TEXT_CHARS = 4000
 CUSTOM_ID_CHARS = 100
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
 def form_modal(form: Form) -> discord.ui.Modal:
-    modal = discord.ui.Modal(title=_clip(form.title, TITLE_CHARS),
+    modal = discord.ui.Modal(title=clip(form.title, TITLE_CHARS),
                              custom_id=f"{FORM_PREFIX}{form.action}:{form.value}"[:CUSTOM_ID_CHARS], timeout=None)
     modal.add_item(discord.ui.TextInput(
-        label=_clip(form.label, LABEL_CHARS), custom_id=TEXT_ID, style=discord.TextStyle.paragraph,
+        label=clip(form.label, LABEL_CHARS), custom_id=TEXT_ID, style=discord.TextStyle.paragraph,
         required=form.required, max_length=min(form.max_chars, TEXT_CHARS),
-        placeholder=_clip(form.placeholder, 100) or None))
-    modal.stop()  # matched by its custom id (FormCog), not kept by discord.py
+        placeholder=clip(form.placeholder, 100) or None))
+    modal.stop()  # matched by its custom id (`FormCog`, presses.py), not kept by discord.py
     return modal
 
 
@@ -59,18 +55,3 @@ def submission_of(interaction: discord.Interaction) -> tuple[str, str, str] | No
         return None
     action, _, value = custom_id[len(FORM_PREFIX):].partition(":")
     return action, value, _written(data.get("components") or [])
-
-
-class FormCog(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
-        self.bot = bot
-
-    @commands.Cog.listener()
-    async def on_interaction(self, interaction: discord.Interaction) -> None:
-        submitted = submission_of(interaction)
-        if submitted is None:
-            return
-        from adapters.discord.interactions import address_of, answer
-
-        action, value, text = submitted
-        await answer(interaction, FormSubmitted(str(interaction.id), address_of(interaction), action, value, text))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -15,8 +16,9 @@ from adapters.discord.cards import card_view, embed_for
 from adapters.discord.forms import form_modal
 from adapters.discord.limits import split_message
 from concierge.commands import CommandRegistry
-from concierge.inbound import FileAttachment, Form, Inbound, Reply
+from concierge.inbound import Inbound
 from concierge.platform import Address, Card
+from concierge.replies import FileAttachment, Form, Reply
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +152,14 @@ async def send_private(interaction: discord.Interaction, text: str, card: Card |
         await _send_part(interaction, part, **extra)
 
 
-async def _send_part(interaction: discord.Interaction, part: str, **extra: Any) -> None:
+async def _send_part(interaction: discord.Interaction, part: str, **extra: Any) -> None:  # noqa: ANN401 - embed, view, file
     if not interaction.response.is_done():
         await interaction.response.send_message(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
     else:
         await interaction.followup.send(part, ephemeral=True, allowed_mentions=NO_MENTIONS, **extra)
 
 
-def raw_tokens(data: dict[str, Any], root: str, registry: CommandRegistry) -> tuple[str, ...]:
+def raw_tokens(data: Mapping[str, Any], root: str, registry: CommandRegistry) -> tuple[str, ...]:
     """The words of a slash command as Discord sent it: subcommand names, then option values.
 
     Used when the command does not match the tree this process built (commands synced by an

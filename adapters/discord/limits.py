@@ -1,8 +1,13 @@
-"""Discord's message size limit and the line-boundary split that respects it."""
+"""Discord's message size limit, the line-boundary split that respects it, and clipping a label to a limit."""
 
 from __future__ import annotations
 
 MAX_CONTENT = 2000  # characters of message content Discord accepts
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut (titles, labels, field values)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def split_message(text: str, limit: int = MAX_CONTENT) -> list[str]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -17,173 +14,25 @@ import discord
 from discord.http import handle_message_parameters
 
 from adapters.discord.cards import card_view, embed_for
+from adapters.discord.dm_channels import DmChannels
+from adapters.discord.errors import neutral_errors
+from adapters.discord.files import MAX_UPLOAD_BYTES, DiscordFiles, left_out
 from adapters.discord.limits import MAX_CONTENT, split_message
+from adapters.discord.mentions import NO_MENTIONS, allowed_mentions_for, content_with_mentions
+from adapters.discord.part_matching import nonce_for, own_parts, part_content
 from adapters.discord.settings import DiscordSettings
-from concierge.platform import (
-    Address,
-    MessageRef,
-    Outbound,
-    PlatformDown,
-    PlatformError,
-    RateLimited,
-    Unreachable,
-)
+from concierge.platform import Address, MessageRef, Outbound, Unreachable
 
 log = logging.getLogger(__name__)
 
 NAME = "discord"
 THREAD_NAME_CHARS = 100
 
-# Discord JSON error codes that mean the recipient cannot be reached: permanent for this message.
-UNREACHABLE = {
-    50007: "cannot send messages to this user (DMs closed or no shared server)",
-    10003: "the channel no longer exists",
-    10013: "the user no longer exists",
-    50278: "the bot shares no server with this user",
-}
 ARCHIVED_THREAD = 50083  # "operation cannot be performed on an archived thread"
 UNKNOWN_MESSAGE = 10008  # to a post with a nonce: the message of that nonce was deleted (a card taken back)
 THREAD_EXISTS = 160004  # "a thread has already been created for this message"
-OPENING_DMS_TOO_FAST = 40003
-DM_TOO_FAST_BACKOFF_S = 60.0
-CLOUDFLARE_BACKOFF_S = 60.0  # a 429 without Discord's body: wait rather than add to the ban count
 
-NO_MENTIONS = discord.AllowedMentions.none()
-MAX_MENTIONED_USERS = 100  # Discord's limit for allowed_mentions.users
-NONCE_CHARS = 25  # Discord's limit for a message's nonce
 RECENT_MESSAGES = 50  # how far back `find_sent` looks in the target channel
-
-
-def nonce_for(key: str, part: int) -> str | None:
-    """The nonce of part `part` of the message with idempotency key `key` (None without a key).
-
-    Sent with `enforce_nonce`, Discord answers a repeated post of the same nonce within a few
-    minutes with the message it created the first time, instead of a copy.
-    """
-    if not key:
-        return None
-    return hashlib.sha256(f"{key}#{part}".encode()).hexdigest()[:NONCE_CHARS]
-
-
-def paged_users(message: Outbound) -> list[int]:
-    """The user ids the core pages on purpose (`Outbound.mentions`): digits only, each once."""
-    ids = dict.fromkeys(int(user) for user in message.mentions if str(user).isdigit())
-    return list(ids)[:MAX_MENTIONED_USERS]
-
-
-def allowed_mentions_for(message: Outbound) -> discord.AllowedMentions:
-    """Exactly the paged users may be pinged; never @everyone, roles, or a replied-to author."""
-    users = paged_users(message)
-    if not users:
-        return NO_MENTIONS
-    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
-                                   users=[discord.Object(id=user) for user in users])
-
-
-def content_with_mentions(message: Outbound) -> str:
-    """The text with the paged users' `<@id>` on a first line of its own (so it lands in part one)."""
-    users = paged_users(message)
-    if not users:
-        return message.text
-    line = " ".join(f"<@{user}>" for user in users)
-    return f"{line}\n{message.text}" if message.text else line
-
-
-def neutral_error(error: BaseException) -> PlatformError:
-    """The core's error for what discord.py or aiohttp raised."""
-    if isinstance(error, discord.RateLimited):
-        return RateLimited(error.retry_after, "Discord rate limit")
-    if isinstance(error, discord.HTTPException):
-        code, status = error.code, error.status
-        detail = f"Discord {status} (code {code}): {error.text or 'no detail'}"
-        if code in UNREACHABLE:
-            return Unreachable(f"{UNREACHABLE[code]} (Discord error {code})")
-        if code == OPENING_DMS_TOO_FAST:
-            return RateLimited(DM_TOO_FAST_BACKOFF_S, "opening DMs too fast")
-        if status == 429:
-            retry_after = error.response.headers.get("Retry-After") if error.response is not None else None
-            try:
-                return RateLimited(float(retry_after), detail)
-            except (TypeError, ValueError):
-                return RateLimited(CLOUDFLARE_BACKOFF_S, detail)
-        if status >= 500:
-            return PlatformDown(detail)  # Discord may have done it all the same: outcome unknown
-        if status in (401, 403):
-            # Token revoked or a permission missing in the staff channel: an admin can fix it, so
-            # the outbox retries with backoff (bounded), never in a tight loop. Refused: not done.
-            log.error("Discord refused a request: %s", detail)
-            return PlatformDown(detail, outcome_unknown=False)
-        return Unreachable(detail)  # 400/404: this very request can never succeed
-    if isinstance(error, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
-        # No connection was made: the request certainly did not arrive.
-        return PlatformDown(f"could not reach Discord: {type(error).__name__}", outcome_unknown=False)
-    if isinstance(error, (aiohttp.ClientError, OSError, asyncio.TimeoutError)):
-        # A timeout or a connection lost mid-request: Discord may have taken it.
-        return PlatformDown(f"lost the connection to Discord: {type(error).__name__}")
-    raise TypeError(f"not a Discord error: {error!r}")
-
-
-@contextlib.asynccontextmanager
-async def neutral_errors() -> AsyncIterator[None]:
-    """Turn discord.py's and aiohttp's errors inside the block into the core's neutral errors."""
-    try:
-        yield
-    except (TimeoutError, discord.RateLimited, discord.HTTPException, aiohttp.ClientError, OSError) as error:
-        raise neutral_error(error) from error
-
-
-class DmChannels:
-    """Remembers DM channel ids and spaces out the opening of new ones.
-
-    Discord flags bots that open many DMs quickly, so a new DM waits for its slot; when the wait
-    would be longer than `max_wait_s` it raises `RateLimited` and the outbox comes back later.
-    """
-
-    def __init__(
-        self,
-        interval_s: float,
-        max_wait_s: float,
-        *,
-        capacity: int = 50_000,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.interval_s = interval_s
-        self.max_wait_s = max_wait_s
-        self.capacity = capacity
-        self.clock = clock
-        self.sleep = sleep
-        self.opened = 0  # DM channels opened through the API by this process
-        self._known: OrderedDict[str, str] = OrderedDict()
-        self._next_slot = float("-inf")
-        self._lock = asyncio.Lock()
-
-    def remember(self, user: str, channel: str) -> None:
-        self._known[user] = channel
-        self._known.move_to_end(user)
-        while len(self._known) > self.capacity:
-            self._known.popitem(last=False)
-
-    def known(self, user: str) -> str | None:
-        return self._known.get(user)
-
-    async def channel_of(self, user: str, open_channel: Callable[[str], Awaitable[str]]) -> str:
-        """The DM channel id with `user`, opened with `open_channel` when not known yet."""
-        if (known := self.known(user)) is not None:
-            return known
-        async with self._lock:
-            if (known := self.known(user)) is not None:
-                return known
-            wait = self._next_slot - self.clock()
-            if wait > self.max_wait_s:
-                raise RateLimited(wait, "opening DMs is throttled")
-            if wait > 0:
-                await self.sleep(wait)
-            self._next_slot = self.clock() + self.interval_s
-            channel = await open_channel(user)
-            self.opened += 1
-            self.remember(user, channel)
-            return channel
 
 
 class DiscordPlatform:
@@ -200,15 +49,23 @@ class DiscordPlatform:
     """
 
     name = NAME
+    max_file_bytes = MAX_UPLOAD_BYTES
 
-    def __init__(self, client: discord.Client, settings: DiscordSettings) -> None:
+    def __init__(self, client: discord.Client, settings: DiscordSettings, files: DiscordFiles | None = None) -> None:
         self.client = client
         self.settings = settings
+        self.files = files  # `Outbound.files` ride on the first part (see adapters.discord.files)
         self.dm_channels = DmChannels(settings.dm_open_interval_s, settings.dm_open_max_wait_s)
         self._progress: OrderedDict[tuple, list[str]] = OrderedDict()
 
+    def share_budgets(self, budget: Callable[[str, float, int], Callable[[], Awaitable[float]]]) -> None:
+        """Take the pace of opening DMs from a budget all the bot's processes share (given by the core
+        on PostgreSQL: `budget(key, rate_per_s, burst)` returns its slot reservation)."""
+        if self.settings.dm_open_interval_s > 0:
+            self.dm_channels.reserve = budget("discord:open-dm", 1.0 / self.settings.dm_open_interval_s, 1)
+
     @property
-    def http(self):  # noqa: ANN201 - discord.http.HTTPClient
+    def http(self):  # noqa: ANN201 - discord.http.HTTPClient, whose TypedDict payloads are read here as JSON
         return self.client.http
 
     # The port.
@@ -230,7 +87,7 @@ class DiscordPlatform:
         key = self._thread_key(channel, message)
         done = self._progress.setdefault(key, [])
         self._trim_progress()
-        parts = split_message(content_with_mentions(message)) or [""]
+        parts = split_message(content_with_mentions(message) + left_out(self.files, message)) or [""]
         async with neutral_errors():
             if not done:
                 starter = await self._create_message(channel.channel, parts[0], message, with_card=True,
@@ -321,7 +178,7 @@ class DiscordPlatform:
         text of each part and the card's title and buttons.
         When only some parts arrived, the next `send`/`open_thread` continues after them.
         """
-        parts = split_message(content_with_mentions(message)) or [""]
+        parts = split_message(content_with_mentions(message) + left_out(self.files, message)) or [""]
         if not opens_thread:
             address, target = await self._target(address)
             found = [str(data["id"]) for data in await self._find_parts(target, parts, message, with_card=True)]
@@ -377,7 +234,7 @@ class DiscordPlatform:
         key = ("post", target, _fingerprint(message))
         done = self._progress.setdefault(key, [])
         self._trim_progress()
-        parts = split_message(content_with_mentions(message)) or [""]
+        parts = split_message(content_with_mentions(message) + left_out(self.files, message)) or [""]
         async with neutral_errors():
             while len(done) < len(parts):
                 data = await self._create_message(
@@ -394,13 +251,16 @@ class DiscordPlatform:
     ) -> dict:
         """One part of `message`; only the first part (the one naming the paged users) may ping them."""
         card = message.card if with_card else None
-        content = _part_content(content, card)
+        content = part_content(content, card)
         embed = embed_for(card, message.text) if card else None
 
         nonce = nonce_for(message.idempotency_key, part)
+        store = self.files
+        files = store.sorted_out(message)[0] if first and store and message.files else []
 
         async def post() -> dict:
             params = handle_message_parameters(
+                files=store.files_for(files) if store and files else discord.utils.MISSING,
                 content=content or None,
                 embed=embed if embed is not None else discord.utils.MISSING,
                 view=card_view(card) if card else discord.utils.MISSING,
@@ -434,24 +294,7 @@ class DiscordPlatform:
             return []
         async with neutral_errors():
             recent = await self.http.logs_from(target, RECENT_MESSAGES)  # newest first
-        own: list[dict[str, Any]] = []
-        for data in recent:
-            if not self._by_me(data):
-                break  # someone wrote after this: what came before is older than our attempt
-            own.append(data)
-        own.reverse()  # oldest first
-        card = message.card if with_card else None
-        expected = [(_part_content(part, card if index == 0 else None), card if index == 0 else None)
-                    for index, part in enumerate(parts)]
-        for start in range(len(own) - 1, -1, -1):
-            found: list[dict[str, Any]] = []
-            for data, (content, part_card) in zip(own[start:], expected, strict=False):  # a partial send has fewer
-                if not _matches(data, content, part_card, message.text):
-                    break
-                found.append(data)
-            if found:
-                return found
-        return []
+        return own_parts(recent, self._by_me, parts, message, with_card=with_card)
 
     def _by_me(self, data: dict[str, Any]) -> bool:
         me = self.client.user.id if self.client.user else self.client.application_id
@@ -466,28 +309,6 @@ class DiscordPlatform:
     def _trim_progress(self, capacity: int = 1000) -> None:
         while len(self._progress) > capacity:
             self._progress.popitem(last=False)
-
-
-def _part_content(content: str, card) -> str:  # noqa: ANN001 - Card | None
-    """What a part's content is when posted (a part with neither text nor card still says something)."""
-    return "(empty message)" if not content and card is None else content
-
-
-def _matches(data: dict[str, Any], content: str, card, text: str) -> bool:  # noqa: ANN001 - Card | None
-    """Whether a posted message is this part: its text, and for the card part its title and buttons."""
-    if (data.get("content") or "").strip() != content.strip():
-        return False
-    if card is None:
-        return True
-    embed = embed_for(card, text)
-    titles = [item.get("title") or "" for item in data.get("embeds") or []]
-    if embed is not None and titles[:1] != [embed.title or ""]:
-        return False
-    view = card_view(card)
-    wanted = [item.custom_id for item in view.children] if view is not None else []
-    posted = [component.get("custom_id") for row in data.get("components") or []
-              for component in row.get("components") or []]
-    return posted == wanted
 
 
 def _fingerprint(message: Outbound) -> tuple:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -23,6 +24,9 @@ from adapters.discord.catch_up import DiscordCatchUp
 from concierge.app import NotRecorded, Receipt
 from concierge.inbound import Attachment, Inbound, MemberMessage, StaffReply
 from concierge.platform import Address
+
+if TYPE_CHECKING:
+    from adapters.discord.bot import ConciergeBot  # which adds this cog
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def edit_event_id(message: discord.Message) -> str:
     return f"{message.id}:edit:{int(edited_at.timestamp() * 1000)}"
 
 
-def is_dm(channel: Any) -> bool:
+def is_dm(channel: object) -> bool:
     """A direct message with the bot: a DM channel, or a partial one read back by the catch-up."""
     return isinstance(channel, discord.DMChannel) or getattr(channel, "type", None) is discord.ChannelType.private
 
@@ -48,7 +52,7 @@ def is_dm(channel: Any) -> bool:
 class RelayCog(commands.Cog):
     """Listens to messages; the message id is the event id, so a redelivered event is a no-op."""
 
-    def __init__(self, bot: Any, thread_cache: int = 10_000) -> None:
+    def __init__(self, bot: ConciergeBot, thread_cache: int = 10_000) -> None:
         self.bot = bot
         self._parents: OrderedDict[int, int | None] = OrderedDict()  # channel id -> thread parent (None: no thread)
         self._thread_cache = thread_cache
@@ -140,7 +144,7 @@ class RelayCog(commands.Cog):
                 event_id=str(message.id),
                 address=Address("discord", str(message.channel.id), author),
                 text=message.content,
-                attachments=attachments_of(message),
+                attachments=await self.bot.files.take_in(message),
                 display_name=message.author.display_name,
                 written_at=message.created_at,
             )
@@ -155,7 +159,7 @@ class RelayCog(commands.Cog):
             event_id=str(message.id),
             address=Address("discord", str(parent), author, str(message.channel.id), str(guild_id)),
             text=message.content,
-            attachments=attachments_of(message),
+            attachments=await self.bot.files.take_in(message),
             written_at=message.created_at,
         )
 
@@ -181,7 +185,7 @@ class RelayCog(commands.Cog):
         self._parents.setdefault(thread_id, parent_id)
         self._trim_parents()
 
-    async def _parent_of(self, channel: Any) -> int | None:
+    async def _parent_of(self, channel: object) -> int | None:
         """The parent channel of a thread; None for anything that is not a thread."""
         if isinstance(channel, discord.Thread):
             return channel.parent_id
@@ -191,7 +195,7 @@ class RelayCog(commands.Cog):
         if channel.id in self._parents:
             return self._parents[channel.id]
         try:
-            data = await self.bot.http.get_channel(channel.id)
+            data: Mapping[str, Any] = await self.bot.http.get_channel(channel.id)  # any kind of channel
         except (TimeoutError, discord.HTTPException, aiohttp.ClientError, OSError):
             log.warning("could not look up channel %s", channel.id, exc_info=True)
             return None

@@ -5,17 +5,21 @@ from __future__ import annotations
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+from discord.http import HTTPClient
 
 from adapters.discord.interactions import address_of, answer, raw_tokens, send_private
-from concierge.command_set import REGISTRY
 from concierge.commands import Command, CommandRegistry, Param
+from concierge.commands.registry import REGISTRY
 from concierge.inbound import CommandInvoked
+
+if TYPE_CHECKING:
+    from adapters.discord.bot import ConciergeBot  # which adds this cog
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ def names_in(options: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None,
                  users_as_text: bool = False) -> app_commands.Command:
-    async def callback(interaction: discord.Interaction, **options: Any) -> None:
+    async def callback(interaction: discord.Interaction, **options: object) -> None:
         await invoke(interaction, tokens_for(command, options), names_in(options))
 
     # discord.py reads the options from the callback's signature: build one from the registry.
@@ -85,7 +89,8 @@ def _app_command(command: Command, invoke: Invoke, suggest: Suggest | None,
     callback.__discord_app_commands_param_description__ = {  # type: ignore[attr-defined]
         param.name: _describe(param.help or _default_help(param)) for param in command.params
     }
-    app_command = app_commands.Command(name=command.path[-1], description=_describe(command.help), callback=callback)
+    app_command: app_commands.Command[Any, ..., None] = app_commands.Command(
+        name=command.path[-1], description=_describe(command.help), callback=callback)
     for param in command.params:
         if param.name in SUGGESTED:
             app_command.autocomplete(param.name)(_autocomplete(param, suggest))
@@ -96,7 +101,8 @@ def _default_help(param: Param) -> str:
     return {"list": f"{param.name}, comma-separated", "int": f"{param.name} (a number)"}.get(param.kind, param.name)
 
 
-def _autocomplete(param: Param, suggest: Suggest | None):  # noqa: ANN202
+def _autocomplete(param: Param, suggest: Suggest | None
+                  ) -> Callable[[discord.Interaction, str], Coroutine[Any, Any, list[app_commands.Choice[str]]]]:
     async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         if suggest is None:
             return []
@@ -130,10 +136,10 @@ def build_group(invoke: Invoke, registry: CommandRegistry = REGISTRY, suggest: S
         parent = root
         if len(command.path) == 2:
             word = command.path[0]
-            parent = subgroups.get(word)
-            if parent is None:
-                parent = subgroups[word] = app_commands.Group(name=word, description=_describe(f"{word} commands"))
-                root.add_command(parent)
+            if word not in subgroups:
+                subgroups[word] = app_commands.Group(name=word, description=_describe(f"{word} commands"))
+                root.add_command(subgroups[word])
+            parent = subgroups[word]
         parent.add_command(_app_command(command, invoke, suggest, users_as_text))
     return root
 
@@ -157,10 +163,10 @@ class ConciergeTree(app_commands.CommandTree):
             await send_private(interaction, "Sorry, that command failed on our side. Nothing was changed.")
 
 
-def _shape(commands_payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _shape(commands_payload: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """What matters of a command payload when comparing ours with Discord's."""
 
-    def option(data: dict[str, Any]) -> dict[str, Any]:
+    def option(data: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "type": data.get("type", 1),
             "name": data["name"],
@@ -170,7 +176,7 @@ def _shape(commands_payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "options": [option(child) for child in data.get("options") or []],
         }
 
-    def command(data: dict[str, Any]) -> dict[str, Any]:
+    def command(data: Mapping[str, Any]) -> dict[str, Any]:
         return {**option(data), "contexts": sorted(data.get("contexts") or []),
                 "integration_types": sorted(data.get("integration_types") or [])}
 
@@ -182,7 +188,7 @@ def local_payload(tree: app_commands.CommandTree) -> list[dict[str, Any]]:
     return [command.to_dict(tree) for command in tree.get_commands()]
 
 
-async def commands_in_sync(tree: app_commands.CommandTree, http, application_id: int) -> bool:  # noqa: ANN001
+async def commands_in_sync(tree: app_commands.CommandTree, http: HTTPClient, application_id: int) -> bool:
     """Whether the application's commands on Discord are the ones this tree defines."""
     remote = await http.get_global_commands(application_id)
     return _shape(remote) == _shape(local_payload(tree))
@@ -191,7 +197,7 @@ async def commands_in_sync(tree: app_commands.CommandTree, http, application_id:
 class SlashCog(commands.Cog):
     """Registers `/concierge` and turns each invocation into `CommandInvoked` for the core."""
 
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: ConciergeBot) -> None:
         self.bot = bot
         self.group = build_group(self.invoke, bot.concierge.registry, suggest=self.suggest,
                                  users_as_text=bot.users_as_text)
@@ -211,6 +217,8 @@ class SlashCog(commands.Cog):
 
     async def sync_if_changed(self) -> bool:
         """Push the commands to Discord when its copy differs; True when it synced."""
+        if self.bot.application_id is None:
+            raise RuntimeError("not logged in to Discord")  # `login` sets the application id
         if await commands_in_sync(self.bot.tree, self.bot.http, self.bot.application_id):
             return False
         await self.bot.tree.sync()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    from concierge.settings import Settings
+
 
 def is_configured() -> bool:
     """The local playground needs no tokens."""
     return True
 
 
-async def run(settings) -> None:  # noqa: ANN001
+async def run(settings: Settings) -> None:
     """Start the interactive playground on this terminal."""
     from adapters.local.playground import run_playground
 

@@ -97,7 +97,7 @@ class LocalPlatform:
         self.sent.append(Sent(channel, message, ref, opened_thread=True))
         title = f" ({message.card.title})" if message.card else ""
         where = dict(message.card.fields).get("Id", "") if message.card else ""
-        if where and not where.startswith(f"{self.name}:"):  # a member writing from another platform
+        if message.card and where and not where.startswith(f"{self.name}:"):  # a member writing from another platform
             title = f" ({message.card.title}; writes from {where})"
         self._show(f"  [staff #{channel.channel}] thread {thread}{title}: {message.text}")
         self._maybe_lose_answer()

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from adapters.local.platform import LocalPlatform, button_hints
 from concierge.bootstrap import Runtime, build_runtime
-from concierge.inbound import CommandInvoked, MemberMessage, Reply, StaffReply
+from concierge.inbound import CommandInvoked, Inbound, MemberMessage, StaffReply
 from concierge.platform import Address
+from concierge.replies import Reply
 from concierge.settings import Settings
 
 LINE = re.compile(r"^\s*(?P<who>[\w.-]+)(?:@(?P<at>\w+))?>\s?(?P<text>.*)$")
@@ -88,7 +89,7 @@ class LocalDriver:
                 self.echo(f"  (only you) Could not read that command: {problem}.")
                 return None
             address = Address("local", self.staff_channel, who, thread) if thread else dm
-            event = CommandInvoked(self._event_id(), address, tokens)
+            event: Inbound = CommandInvoked(self._event_id(), address, tokens)
         elif thread:
             where = Address("local", self.staff_channel, who, thread)
             if await self.runtime.concierge.conversation_in(where) is None:
@@ -135,6 +136,7 @@ async def run_playground(settings: Settings) -> None:
     driver = LocalDriver(runtime, platform, settings.staff_channel)
     print(f"{settings.bot_title()}, local playground. {HELP}")
     loop = asyncio.get_running_loop()
+    await runtime.open_endpoint()  # CONCIERGE_METRICS_PORT: /metrics, /healthz, /readyz (off when unset)
     background = asyncio.create_task(runtime.run_background())  # digests arrive on their own
     try:
         while True:
@@ -146,4 +148,5 @@ async def run_playground(settings: Settings) -> None:
             await driver.line(raw.rstrip("\n"))
     finally:
         await runtime.stop_background(background)
+        await runtime.close_endpoint()
         runtime.close()

@@ -6,6 +6,12 @@ is configured before choosing one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: importing this package loads no SDK
+    from adapters.slack.server import SlackConnection
+    from concierge.settings import Settings
+
 
 def is_configured() -> bool:
     """True when a bot token is set (environment or `.env`)."""
@@ -19,14 +25,14 @@ def is_configured() -> bool:
         return bool(os.environ.get("SLACK_BOT_TOKEN", "").strip())
 
 
-async def run(settings, http: bool = False) -> None:  # noqa: ANN001
+async def run(settings: Settings, http: bool = False) -> None:
     """Serve Slack alone: Socket Mode with SLACK_APP_TOKEN, or HTTP mode (`http=True`) with SLACK_SIGNING_SECRET."""
     from adapters.slack.server import run as serve
 
     await serve(settings, http=http)
 
 
-async def connect(settings, http: bool = False, **_options):  # noqa: ANN001, ANN201
+async def connect(settings: Settings, http: bool = False, **_options: object) -> SlackConnection:
     """Slack's `concierge.serve.Connection`, to serve beside other platforms from one runtime."""
     from adapters.slack.server import SlackConnection
     from adapters.slack.settings import SlackSettings

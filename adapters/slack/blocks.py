@@ -9,9 +9,9 @@ from typing import Any
 
 from adapters.slack.manifest import COMMAND
 from adapters.slack.mrkdwn import escape, to_mrkdwn
-from concierge.inbound import Form
 from concierge.platform import Button, Card, Outbound
 from concierge.relay import NOTE_PREFIX
+from concierge.replies import Form
 
 # Block Kit limits (characters or items), from Slack's block reference.
 HEADER_MAX = 150

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiolimiter import AsyncLimiter
 
+from adapters.slack.files import with_files
 from adapters.slack.platform import PLATFORM, datetime_to_ts
 from concierge.inbox import NotRecorded
 from concierge.platform import PlatformError, RateLimited
@@ -80,19 +81,25 @@ class SlackCatchUp:
         try:
             for channel in dms:
                 since = datetime_to_ts(plan.since(channel))
-                await self._read_place(channel, "im", since, bot_user_id, counts,
-                                       lambda cursor, c=channel, s=since: self.platform.history_page(
-                                           c, oldest=s, cursor=cursor, limit=PAGE_SIZE))
+                await self._read_place(channel, "im", since, bot_user_id, counts, self._history_of(channel, since))
             for thread in plan.threads:
                 since = datetime_to_ts(plan.since(thread.place))
                 await self._read_place(thread.channel, "channel", since, bot_user_id, counts,
-                                       lambda cursor, t=thread, s=since: self.platform.replies_page(
-                                           t.channel, t.thread, oldest=s, cursor=cursor, limit=PAGE_SIZE))
+                                       self._replies_of(thread.channel, thread.thread, since))
         except NotRecorded as error:
             log.error("catch-up stopped: could not record a message (%s); the next start or reconnect resumes", error)
         log.info("caught up: %d messages read in %d channels, %d new%s", counts.read, counts.places, counts.new,
                  f" ({counts.failed_places} could not be read)" if counts.failed_places else "")
+        self.concierge.metrics.count_caught_up(PLATFORM, counts.new)
         return counts
+
+    def _history_of(self, channel: str, since: str) -> Callable[[str], Awaitable[Page]]:
+        """Reads one page of a DM channel's messages after `since`, from a cursor."""
+        return lambda cursor: self.platform.history_page(channel, oldest=since, cursor=cursor, limit=PAGE_SIZE)
+
+    def _replies_of(self, channel: str, thread: str, since: str) -> Callable[[str], Awaitable[Page]]:
+        """Reads one page of a staff thread's replies after `since`, from a cursor."""
+        return lambda cursor: self.platform.replies_page(channel, thread, oldest=since, cursor=cursor, limit=PAGE_SIZE)
 
     async def _bot_user_id(self) -> str | None:
         """The bot's own user id, so its posts are skipped as a live event's are (they also carry bot_id)."""
@@ -128,11 +135,11 @@ class SlackCatchUp:
             inbound = self.listeners.message_inbound({}, event, bot_user_id)
             if inbound is None:
                 continue
-            receipt = await self.concierge.receive(inbound)
+            receipt = await self.concierge.receive(await with_files(self.listeners.platform.files, inbound))
             if receipt.status != "duplicate":
                 counts.new += 1
 
-    async def _pages(self, read_page: Callable[[str], Awaitable[Page]]):  # noqa: ANN202
+    async def _pages(self, read_page: Callable[[str], Awaitable[Page]]) -> AsyncIterator[list[dict[str, Any]]]:
         """The pages of a cursor-paginated call, each call paced; a 429 waits its Retry-After and tries again."""
         cursor = ""
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack.manifest import APP_TOKEN_METHODS, EVENTS_PATH, bot_scopes, manifest_yaml
 from adapters.slack.settings import SlackSettings, looks_like_channel_id
@@ -37,7 +38,7 @@ def doctor_command() -> None:
     typer.echo("slack: tokens, scopes and staff channel look right.")
 
 
-def _code(error) -> str:  # noqa: ANN001
+def _code(error: SlackApiError) -> str:
     """Slack's error code of a failed call (or its HTTP status when the answer was not JSON)."""
     data = getattr(error.response, "data", None)
     return str(data.get("error")) if isinstance(data, dict) else f"HTTP {error.response.status_code}"

@@ -18,96 +18,33 @@ import contextlib
 import dataclasses
 import logging
 import re
-import uuid
-from collections.abc import Coroutine
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.response import BoltResponse
 
-from adapters.slack.blocks import (
-    ACTION_PREFIX,
-    FORM_BLOCK,
-    FORM_CALLBACK,
-    action_of,
-    form_submission,
-    form_view,
-    home_view,
-    message_fields,
-)
+from adapters.slack.blocks import ACTION_PREFIX, FORM_BLOCK, FORM_CALLBACK, form_submission, home_view
 from adapters.slack.catch_up import CatchUpCounts, SlackCatchUp
+from adapters.slack.files import with_files
 from adapters.slack.home import render_home
+from adapters.slack.inbound import button_inbound, command_inbound, message_inbound
+from adapters.slack.inflight import InFlight
 from adapters.slack.manifest import COMMAND
-from adapters.slack.mrkdwn import command_tokens, from_mrkdwn, to_plain
 from adapters.slack.names import SlackNames, shown_name
-from adapters.slack.platform import PLATFORM, SlackPlatform, ts_to_datetime
+from adapters.slack.platform import PLATFORM, SlackPlatform
+from adapters.slack.responder import SlackResponder
 from concierge.app import FAILED
 from concierge.bootstrap import Runtime
-from concierge.inbound import (
-    Attachment,
-    ButtonPressed,
-    CommandInvoked,
-    FileAttachment,
-    Form,
-    FormSubmitted,
-    Inbound,
-    MemberMessage,
-    Reply,
-    StaffReply,
-)
-from concierge.platform import Address, Outbound, PlatformDown, PlatformError
+from concierge.inbound import ButtonPressed, CommandInvoked, FormSubmitted, Inbound
+from concierge.platform import Address, PlatformError
+from concierge.replies import Reply
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Message subtypes that carry something a person wrote; all others (joins, deletions, bot
-# posts, channel topic changes...) are ignored.
-WRITTEN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}  # /me text is written text
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
-# A reply's file (the stats chart) cannot ride on an ephemeral answer: it goes to the person's DM with the bot.
-FILE_IN_DM = "The chart is in your DM with the bot."
-FILE_COMMENT = f"From your `{COMMAND}` command; only you see it here."
-
-
-class InFlight:
-    """Counts work still running after its acknowledgement (tests and shutdown wait for it)."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._tasks: set[asyncio.Task] = set()
-
-    async def wait(self, timeout: float | None = None) -> None:
-        """Return once nothing is in flight; a listener scheduled just now gets to start first."""
-        for _ in range(3):
-            await asyncio.sleep(0)
-        await asyncio.wait_for(self._idle.wait(), timeout)
-
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task:
-        """Run `work` after the acknowledgement, counted until it ends (its errors are logged)."""
-
-        async def tracked() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("%s failed", name)
-            finally:
-                self._done()
-
-        self._count += 1
-        self._idle.clear()
-        task = asyncio.create_task(tracked(), name=name)
-        self._tasks.add(task)  # keep a reference until it ends
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _done(self) -> None:
-        self._count -= 1
-        if self._count == 0:
-            self._idle.set()
 
 
 class _DropTokenWarning(logging.Filter):
@@ -124,98 +61,9 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
-def _from_a_bot(message: dict[str, Any], bot_user_id: str | None) -> bool:
-    return bool(
-        message.get("bot_id")
-        or message.get("bot_profile")
-        or message.get("subtype") == "bot_message"
-        or (bot_user_id and message.get("user") == bot_user_id)
-    )
-
-
-def _text(value: Any) -> str:
-    """A field that should be text; anything else (a number, a list: never from Slack) reads as none."""
-    return value if isinstance(value, str) else ""
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _attachments(files: Any) -> tuple[Attachment, ...]:
-    """Shared files as links with names (files hidden by plan limits carry no link and are left out).
-
-    Fields of the wrong type are passed over: what can be read is relayed, the rest is not.
-    """
-    found = []
-    for item in files if isinstance(files, list) else ():
-        item = _object(item)
-        url = _text(item.get("permalink")) or _text(item.get("url_private"))
-        if url:
-            size = item.get("size")
-            found.append(Attachment(name=_text(item.get("name")) or _text(item.get("title")) or "file", url=url,
-                                    size=size if isinstance(size, int) and size >= 0 else 0))
-    return tuple(found)
-
-
 def _pressed_on_home(body: dict[str, Any]) -> bool:
     """Whether a block_actions payload comes from the App Home tab (a view, not a message)."""
     return (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home"
-
-
-def _written_at(ts: str | None) -> datetime | None:
-    try:
-        return ts_to_datetime(ts) if ts else None
-    except ValueError:
-        return None
-
-
-class SlackResponder:
-    """Answers the person behind a command or a button press (`concierge.app.Responder`).
-
-    In a channel or DM the answer is ephemeral, through the payload's response_url; a press on
-    the App Home tab has none, so its answer is shown at the top of the tab, published again.
-    """
-
-    def __init__(self, listeners: SlackListeners, respond, address: Address, *,  # noqa: ANN001
-                 trigger_id: str = "", on_home: bool = False) -> None:
-        self.listeners = listeners
-        self.respond = respond
-        self.address = address
-        self.trigger_id = trigger_id
-        self.on_home = on_home
-        self.shown = False
-
-    async def show(self, reply: Reply) -> None:
-        self.shown = True
-        if self.on_home:
-            await self.listeners.publish_home(self.address.user, notice=reply.text)
-            return
-        try:
-            result = await self.respond(**message_fields(Outbound(reply.text, reply.card)),
-                                        response_type="ephemeral", replace_original=False)
-            if getattr(result, "status_code", 200) != 200:
-                log.warning("Slack refused a private answer: HTTP %s", result.status_code)
-        except Exception as error:  # the answer is a courtesy; the change itself is committed
-            log.warning("could not send a private answer: %s", error)
-
-    async def open_form(self, form: Form) -> bool:
-        """A modal, opened with the press's or command's trigger id (valid 3 s; used once)."""
-        if not self.trigger_id:
-            return False
-        await self.listeners.platform.open_modal(self.trigger_id, form_view(form, self.address.channel))
-        return True
-
-    async def attach(self, file: FileAttachment) -> str:
-        """An ephemeral answer cannot carry a file: it is uploaded into the person's DM with the bot."""
-        try:
-            await self.listeners.platform.share_in_dm(self.address, file, comment=FILE_COMMENT)
-        except PlatformError:
-            raise
-        except Exception as error:  # the answer itself must still go out, saying the file did not
-            log.exception("could not share %s in the DM with %s", file.filename, self.address.user)
-            raise PlatformDown(f"could not share {file.filename}: {error}") from None
-        return FILE_IN_DM
 
 
 class SlackListeners:
@@ -302,76 +150,15 @@ class SlackListeners:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._catching_up
 
-    # Translation: Slack payloads to the core's neutral events.
+    # Translation: Slack payloads to the core's neutral events (see `adapters.slack.inbound`).
 
     def message_inbound(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> Inbound | None:
-        """A `message` event as MemberMessage (a DM), StaffReply (a staff thread) or None (not ours).
-
-        The event id names the message itself, `<channel>:<ts>` (an edit: `<channel>:<ts>:edit:<edit ts>`),
-        whatever envelope it came in: the catch-up reads the same message back from history under the
-        same id. `written_at` is the message's `ts` (the edit's time for an edit).
-        """
-        # Fields of a type Slack never sends read as absent: a message is relayed as far as it can be
-        # read (one with no readable text gets the member a polite "please write it out").
-        channel = _text(event.get("channel"))
-        team = _text(body.get("team_id")) or _text(event.get("team"))
-        subtype = event.get("subtype")
-        if subtype == "message_changed":
-            message = _object(event.get("message"))
-            previous = _object(event.get("previous_message"))
-            if (event.get("channel_type") != "im" or message.get("subtype") not in WRITTEN_SUBTYPES
-                    or _from_a_bot(message, bot_user_id) or not _text(message.get("user"))):
-                return None
-            if _text(message.get("text")) == _text(previous.get("text")):
-                return None  # a link preview or another change that is not an edit of the text
-            edited_ts = (_text(_object(message.get("edited")).get("ts")) or _text(event.get("event_ts"))
-                         or _text(event.get("ts")))
-            event_id = f"{channel}:{_text(message.get('ts'))}:edit:{edited_ts}"
-            return MemberMessage(event_id, Address(PLATFORM, channel, message["user"], workspace=team),
-                                 from_mrkdwn(to_plain(_text(message.get("text")))), _attachments(message.get("files")),
-                                 edited=True, display_name=self.names.cached(message["user"]),
-                                 written_at=_written_at(edited_ts))
-        if subtype not in WRITTEN_SUBTYPES or _from_a_bot(event, bot_user_id) or not _text(event.get("user")):
-            return None
-        ts = _text(event.get("ts")) or _text(event.get("event_ts"))
-        if not channel or not ts:
-            return None  # no message without a place and a time
-        event_id = f"{channel}:{ts}"
-        text = from_mrkdwn(to_plain(_text(event.get("text"))))
-        attachments = _attachments(event.get("files"))
-        if event.get("channel_type") == "im":
-            return MemberMessage(event_id, Address(PLATFORM, channel, event["user"], workspace=team), text, attachments,
-                                 display_name=self.names.cached(event["user"]), written_at=_written_at(ts))
-        thread = _text(event.get("thread_ts"))
-        if channel in self.staff_channels and thread and thread != ts:
-            return StaffReply(event_id, Address(PLATFORM, channel, event["user"], thread, team), text, attachments,
-                              written_at=_written_at(ts))
-        return None  # top-level chatter, other channels, group DMs
-
-    @staticmethod
-    def command_inbound(command: dict[str, Any]) -> CommandInvoked:
-        # Slash commands are not retried by Slack; the trigger id names one invocation.
-        event_id = f"command:{command.get('trigger_id') or uuid.uuid4().hex}"
-        where = Address(PLATFORM, command.get("channel_id", ""), command.get("user_id", ""),
-                        workspace=command.get("team_id", ""))
-        return CommandInvoked(event_id, where, command_tokens(command.get("text", "")))
-
-    @staticmethod
-    def button_inbound(body: dict[str, Any], action: dict[str, Any]) -> ButtonPressed:
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
-        # A card opens its thread: the thread is the card's own ts.
-        thread = message.get("thread_ts") or message.get("ts") or container.get("message_ts", "")
-        user = body.get("user") or {}
-        team = (body.get("team") or {}).get("id") or user.get("team_id", "")
-        event_id = f"action:{body.get('trigger_id') or action.get('action_ts') or uuid.uuid4().hex}"
-        return ButtonPressed(event_id, Address(PLATFORM, channel, user.get("id", ""), thread, team),
-                             action_of(action.get("action_id", "")), action.get("value", ""))
+        """A `message` event as the core's event, or None (not ours); the catch-up reads history through it too."""
+        return message_inbound(body, event, bot_user_id, names=self.names, staff_channels=self.staff_channels)
 
     # Listeners.
 
-    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context) -> None:  # noqa: ANN001
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         """Record (and, mostly, apply) the message before bolt acknowledges it.
 
         `receive` raises `NotRecorded` when the database could not take it: the exception makes
@@ -380,7 +167,7 @@ class SlackListeners:
         """
         inbound = self.message_inbound(body, event, context.bot_user_id)
         if inbound is not None:
-            await self.concierge.receive(inbound)
+            await self.concierge.receive(await with_files(self.platform.files, inbound))
 
     async def _answer(self, event: Inbound, responder: SlackResponder) -> None:
         await self.concierge.answer(event, responder)
@@ -389,10 +176,10 @@ class SlackListeners:
         if responder.on_home and not responder.shown:
             await self.publish_home(event.address.user)
 
-    async def _on_command(self, ack, command: dict[str, Any], respond) -> None:  # noqa: ANN001
+    async def _on_command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """Acknowledge (Slack shows nothing yet), then run the command and answer only the person who asked."""
         await ack()
-        event = self.command_inbound(command)
+        event = command_inbound(command)
         responder = SlackResponder(self, respond, event.address, trigger_id=command.get("trigger_id", ""))
         self.inflight.spawn(self._answer_command(event, command.get("text", ""), responder),
                             f"slack command {event.event_id}")
@@ -408,19 +195,20 @@ class SlackListeners:
         if isinstance(user, dict) and user.get("id"):
             self.names.remember(user["id"], shown_name(user))
 
-    async def _on_button(self, ack, body: dict[str, Any], action: dict[str, Any], respond) -> None:  # noqa: ANN001
+    async def _on_button(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                         respond: AsyncRespond) -> None:
         """A card's button, in a message or on the Home tab.
 
         Slack gives a Home tab press no response_url: the answer is shown at the top of the tab,
         published again. Subscribing or unsubscribing by any button refreshes the tab as well.
         """
         await ack()
-        event = self.button_inbound(body, action)
+        event = button_inbound(body, action)
         responder = SlackResponder(self, respond, event.address, trigger_id=body.get("trigger_id", ""),
                                    on_home=_pressed_on_home(body))
         self.inflight.spawn(self._answer(event, responder), f"slack button {event.event_id}")
 
-    async def _on_form(self, ack, body: dict[str, Any], view: dict[str, Any]) -> None:  # noqa: ANN001
+    async def _on_form(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         """A modal opened for a `Form` was sent. A refusal is shown in the modal, by the text box;
         otherwise it closes and the answer is shown privately where the form was asked for.
 
@@ -444,7 +232,8 @@ class SlackListeners:
             self.inflight.spawn(self.concierge.tell(where, reply), f"slack form answer {event.event_id}")
 
     @staticmethod
-    async def _note_app_rate_limited(body: dict[str, Any], next) -> BoltResponse | None:  # noqa: A002, ANN001
+    async def _note_app_rate_limited(body: dict[str, Any],
+                                     next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
         """Slack's notice that it drops this workspace's events for a minute (over 30,000 an hour)."""
         if body.get("type") == "app_rate_limited":
             log.warning("Slack is dropping events of workspace %s for a minute (more than 30,000 events in an "
@@ -454,7 +243,7 @@ class SlackListeners:
         return await next()
 
     @staticmethod
-    async def _on_other_action(ack) -> None:  # noqa: ANN001
+    async def _on_other_action(ack: AsyncAck) -> None:
         await ack()
 
     async def _on_home_opened(self, event: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "users.info": ("users:read",),  # people's display names: staff see names, not ids
     "views.publish": (),  # the App Home tab
     "views.open": (),  # a form of the core (the rating comment) as a modal
-    "files.getUploadURLExternal": ("files:write",),  # the stats chart, into the admin's DM (files_upload_v2)
+    "files.getUploadURLExternal": ("files:write",),  # relayed files, the stats chart (files_upload_v2)
     "files.completeUploadExternal": ("files:write",),  # ...shared there once uploaded
 }
 
@@ -58,6 +58,7 @@ LISTENED_EVENTS: dict[str, tuple[str, ...]] = {
 }
 
 COMMAND_SCOPE = "commands"
+FILE_DOWNLOAD_SCOPE = "files:read"  # shared files' url_private, fetched with the bot token (adapters.slack.files)
 
 
 def bot_scopes() -> list[str]:
@@ -65,6 +66,7 @@ def bot_scopes() -> list[str]:
     scopes = {scope for needed in METHOD_SCOPES.values() for scope in needed}
     scopes.update(scope for scope in EVENT_SCOPES.values() if scope)
     scopes.add(COMMAND_SCOPE)
+    scopes.add(FILE_DOWNLOAD_SCOPE)
     return sorted(scopes)
 
 

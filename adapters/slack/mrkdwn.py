@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 
 _ENTITY = re.compile(r"<([^<>]*)>")
 _USER = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>]*)?>")
@@ -29,7 +30,7 @@ _MARKDOWN_MARKS = re.compile(r"\*\*(?!\s)([^\n]+?)(?<!\s)\*\*"
                              r"|~~(?!\s)([^\n]+?)(?<!\s)~~")
 
 
-def _outside_code(text: str, convert) -> str:  # noqa: ANN001 - str -> str
+def _outside_code(text: str, convert: Callable[[str], str]) -> str:
     parts = _CODE.split(text)
     return "".join(part if index % 2 else convert(part) for index, part in enumerate(parts))
 

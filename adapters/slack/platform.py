@@ -11,10 +11,13 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.web.slack_response import SlackResponse
 
 from adapters.slack.blocks import message_fields
-from concierge.inbound import FileAttachment
+from adapters.slack.files import MAX_UPLOAD_BYTES, SlackFiles
 from concierge.platform import Address, MessageRef, Outbound, PlatformDown, RateLimited, Unreachable
+from concierge.replies import FileAttachment
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def datetime_to_ts(moment: datetime) -> str:
     return f"{delta // timedelta(seconds=1)}.{delta.microseconds:06d}"
 
 
-def _retry_after(response) -> float | None:  # noqa: ANN001
+def _retry_after(response: SlackResponse | AsyncSlackResponse | None) -> float | None:
     value = (response.headers or {}).get("Retry-After") if response is not None else None
     try:
         return float(value) if value is not None else None
@@ -121,7 +124,7 @@ def _sent_with_key(message: dict[str, Any], key: str) -> bool:
             and (metadata.get("event_payload") or {}).get("key") == key)
 
 
-def _next_cursor(response) -> str:  # noqa: ANN001
+def _next_cursor(response: AsyncSlackResponse) -> str:
     return str((response.get("response_metadata") or {}).get("next_cursor") or "")
 
 
@@ -134,9 +137,11 @@ class SlackPlatform:
     """
 
     name = PLATFORM
+    max_file_bytes = MAX_UPLOAD_BYTES
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, files: SlackFiles | None = None) -> None:
         self.client = client
+        self.files = files  # uploads `Outbound.files` (see adapters.slack.files); None: text only
         self._bot_user_id: str | None = None
 
     async def bot_user_id(self) -> str:
@@ -152,7 +157,8 @@ class SlackPlatform:
             response = await self.client.conversations_open(users=user.user)
         return Address(PLATFORM, response["channel"]["id"], user.user, workspace=user.workspace)
 
-    async def _post(self, channel: str, message: Outbound, thread: str = "", *, opens_thread: bool = False):
+    async def _post(self, channel: str, message: Outbound, thread: str = "", *,
+                    opens_thread: bool = False) -> AsyncSlackResponse:
         # The outbox key rides along as metadata: after an unknown outcome `find_sent` looks for it.
         metadata = ({"event_type": SEND_EVENT_TYPE, "event_payload": {"key": message.idempotency_key}}
                     if message.idempotency_key else None)
@@ -171,12 +177,16 @@ class SlackPlatform:
     async def send(self, address: Address, message: Outbound) -> MessageRef:
         channel = address.channel or (await self.open_dm(address)).channel
         response = await self._post(channel, message, address.thread)
+        if message.files and self.files is not None:
+            await self.files.upload(response["channel"], address.thread, message)
         where = Address(PLATFORM, response["channel"], address.user, address.thread, address.workspace)
         return MessageRef(where, response["ts"])
 
     async def open_thread(self, channel: Address, message: Outbound) -> MessageRef:
         response = await self._post(channel.channel, message, opens_thread=True)
         ts = response["ts"]
+        if message.files and self.files is not None:  # in the new thread, under the card
+            await self.files.upload(response["channel"], ts, message)
         return MessageRef(Address(PLATFORM, response["channel"], "", ts, channel.workspace), ts)
 
     async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False

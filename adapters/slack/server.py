@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -16,22 +17,27 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.bodies import body_problem
+from adapters.slack.files import slack_files
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.manifest import EVENTS_PATH
 from adapters.slack.platform import SlackPlatform
 from adapters.slack.settings import SlackSettings, looks_like_channel_id
 from concierge.bootstrap import Runtime, build_runtime
 from concierge.clock import Clock
+from concierge.health import Health
 from concierge.serve import serve_connections, settings_for
 from concierge.settings import Settings
+from monitoring import add_routes
 
 log = logging.getLogger(__name__)
 
 WEB_API_TIMEOUT_S = 30
 
 
-def events_web_app(app: AsyncApp, path: str = EVENTS_PATH, *, signing_secret: str = "") -> web.Application:
-    """An aiohttp application serving bolt's request handler at `POST path`, plus `GET /healthz`.
+def events_web_app(app: AsyncApp, path: str = EVENTS_PATH, *, signing_secret: str = "",
+                   health: Health | None = None) -> web.Application:
+    """An aiohttp application serving bolt's request handler at `POST path`, plus `GET /healthz`
+    (and, given the runtime's `health`, `GET /readyz` and `GET /metrics`: see `monitoring`).
 
     bolt checks each request's `X-Slack-Signature` against the signing secret (and refuses
     timestamps older than five minutes) with 401 before any listener runs. A body whose shape
@@ -57,12 +63,15 @@ def events_web_app(app: AsyncApp, path: str = EVENTS_PATH, *, signing_secret: st
     web_app = web.Application()
     web_app.router.add_post(path, slack_events)
     web_app.router.add_get("/healthz", healthz)
+    if health is not None:
+        add_routes(web_app, health, healthz=False)
     return web_app
 
 
-async def start_http(app: AsyncApp, host: str, port: int, *, signing_secret: str = "") -> tuple[web.AppRunner, int]:
+async def start_http(app: AsyncApp, host: str, port: int, *, signing_secret: str = "",
+                     health: Health | None = None) -> tuple[web.AppRunner, int]:
     """Serve `app` over HTTP; returns the runner (to `cleanup()`) and the bound port (for port 0)."""
-    runner = web.AppRunner(events_web_app(app, signing_secret=signing_secret), access_log=None)
+    runner = web.AppRunner(events_web_app(app, signing_secret=signing_secret, health=health), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -85,16 +94,16 @@ def web_client(slack: SlackSettings, session: aiohttp.ClientSession | None = Non
 def wire(settings: Settings, client: AsyncWebClient, *, signing_secret: str = "",
          clock: Clock | None = None, catch_up_per_min: float = 50) -> SlackListeners:
     """A runtime with the Slack platform, and the bolt app in front of it (`.runtime`, `.app`)."""
-    platform = SlackPlatform(client)
+    platform = SlackPlatform(client, slack_files(client, settings))
     runtime = build_runtime(settings, {"slack": platform}, clock=clock)
     return SlackListeners(runtime, settings, platform, signing_secret=signing_secret,
                           catch_up_per_min=catch_up_per_min)
 
 
-def catch_up_on_hello(listeners: SlackListeners):  # noqa: ANN201
+def catch_up_on_hello(listeners: SlackListeners) -> Callable[[object, dict, str | None], Awaitable[None]]:
     """A Socket Mode message listener: each `hello` (the first connection, every reconnect) starts a catch-up."""
 
-    async def on_message(_client, message: dict, _raw: str) -> None:  # noqa: ANN001
+    async def on_message(_client: object, message: dict, _raw: str | None) -> None:
         if message.get("type") == "hello":
             listeners.start_catch_up()
 
@@ -130,7 +139,8 @@ class SlackConnection:
         self.http = http
         # Made inside the running loop (aiohttp wants one); closed last, after the outbox stopped.
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S))
-        self.platform = SlackPlatform(web_client(slack, self.session))
+        client = web_client(slack, self.session)
+        self.platform = SlackPlatform(client, slack_files(client, settings))
         self.listeners: SlackListeners | None = None
         self.port: int | None = None  # HTTP mode: the port bound
         self._runner: web.AppRunner | None = None
@@ -143,7 +153,7 @@ class SlackConnection:
                                                     catch_up_per_min=slack.catch_up_per_min)
         if self.http:
             self._runner, self.port = await start_http(listeners.app, slack.http_host, slack.http_port,
-                                                       signing_secret=listeners.signing_secret)
+                                                       signing_secret=listeners.signing_secret, health=runtime.health)
             log.info("serving Slack events at http://%s:%s%s (HTTP mode)", slack.http_host, self.port, EVENTS_PATH)
             # What was written while we were stopped; events arriving meanwhile are fine (de-duplicated).
             listeners.start_catch_up()
@@ -172,6 +182,14 @@ class SlackConnection:
 
     async def close(self) -> None:
         await self.session.close()
+
+    def connected(self) -> bool:
+        """HTTP mode: the events server is up; Socket Mode: the socket is open (`/readyz`)."""
+        if self.http:
+            return self._runner is not None
+        client = self._handler.client if self._handler is not None else None
+        return (client is not None and not client.closed and not client.stale
+                and client.current_session is not None and not client.current_session.closed)
 
 
 async def run(settings: Settings, http: bool = False, *, slack: SlackSettings | None = None) -> None:

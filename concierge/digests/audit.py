@@ -6,9 +6,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from concierge.digests.consent import was_in_force_when_checked
+from concierge.outbox.kinds import OutboxStatus
 from concierge.records import OutboxItem
+from concierge.tables import table_of
 
-ITEMS = OutboxItem.__table__
+ITEMS = table_of(OutboxItem)
 
 
 def consent_violations(session: Session, batch: int = 10000) -> list[str]:
@@ -19,7 +21,7 @@ def consent_violations(session: Session, batch: int = 10000) -> list[str]:
         rows = session.execute(
             select(ITEMS.c.id, ITEMS.c.member_id, ITEMS.c.digest_id, ITEMS.c.edition_id, ITEMS.c.consent_checked_at,
                    ITEMS.c.sent_at)
-            .where(ITEMS.c.edition_id.is_not(None), ITEMS.c.status == "sent", ITEMS.c.id > last_id)
+            .where(ITEMS.c.edition_id.is_not(None), ITEMS.c.status == OutboxStatus.SENT, ITEMS.c.id > last_id)
             .order_by(ITEMS.c.id).limit(batch)
         ).all()
         if not rows:

@@ -64,14 +64,14 @@ def zone(name: str) -> ZoneInfo:
 
 def _in_quiet_hours(hour: int, cadence: Cadence) -> bool:
     start, end = cadence.quiet_start, cadence.quiet_end
-    if start is None or start == end:
+    if start is None or end is None or start == end:
         return False
     return start <= hour < end if start < end else hour >= start or hour < end
 
 
 def hold_back(moment: datetime, cadence: Cadence) -> datetime:
     """`moment`, or the end of the member's quiet hours if it falls inside them (never dropped)."""
-    if cadence.quiet_start is None:
+    if cadence.quiet_start is None or cadence.quiet_end is None:
         return moment
     local = moment.astimezone(zone(cadence.time_zone))
     if not _in_quiet_hours(local.hour, cadence):
@@ -114,8 +114,8 @@ def _next_due_cached(cadence: Cadence, after: datetime) -> datetime:
 
 def parse_quiet(text: str) -> tuple[int, int]:
     """`22-7` -> (22, 7)."""
-    start, sep, end = text.partition("-")
-    start, end = whole_number(start, 0, 23), whole_number(end, 0, 23)
+    start_text, sep, end_text = text.partition("-")
+    start, end = whole_number(start_text, 0, 23), whole_number(end_text, 0, 23)
     if not sep or start is None or end is None:
         raise CadenceError("quiet hours look like 22-7 (from 22:00 to 07:00)")
     return start, end

@@ -6,11 +6,12 @@ import re
 from datetime import datetime
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from concierge.digests.cadence import Cadence, next_due
 from concierge.errors import Refused
 from concierge.records import Digest, DigestEdition, DigestItem, Subscription
+from concierge.tables import saved_id
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EDITION_HOUR_UTC = 6  # editions are composed at 06:00 UTC on their cadence's day
@@ -51,21 +52,21 @@ def archive_digest(session: Session, slug: str) -> Digest:
     """Stop a digest: no more editions, no more deliveries (subscriptions are paused)."""
     digest = digest_named(session, slug)
     digest.status = "archived"
-    session.execute(update(Subscription).where(Subscription.digest_id == digest.id).values(next_due_at=None))
+    session.execute(update(Subscription).where(col(Subscription.digest_id) == digest.id).values(next_due_at=None))
     return digest
 
 
 def add_item(session: Session, *, slug: str, text: str, author: str, now: datetime) -> DigestItem:
     digest = digest_named(session, slug)
-    item = DigestItem(digest_id=digest.id, text=text.strip(), author=author, created_at=now)
+    item = DigestItem(digest_id=saved_id(digest), text=text.strip(), author=author, created_at=now)
     session.add(item)
     return item
 
 
 def pending_items(session: Session, digest: Digest) -> list[DigestItem]:
     return list(session.exec(
-        select(DigestItem).where(DigestItem.digest_id == digest.id, DigestItem.edition_id.is_(None))
-        .order_by(DigestItem.id)
+        select(DigestItem).where(DigestItem.digest_id == digest.id, col(DigestItem.edition_id).is_(None))
+        .order_by(col(DigestItem.id))
     ).all())
 
 
@@ -80,7 +81,7 @@ def compose_edition(session: Session, digest: Digest, now: datetime) -> DigestEd
         return None
     number = (session.exec(select(func.max(DigestEdition.number)).where(
         DigestEdition.digest_id == digest.id)).one() or 0) + 1
-    edition = DigestEdition(digest_id=digest.id, number=number, text=compose_text(items), published_at=now)
+    edition = DigestEdition(digest_id=saved_id(digest), number=number, text=compose_text(items), published_at=now)
     session.add(edition)
     session.flush()
     for item in items:
@@ -91,7 +92,7 @@ def compose_edition(session: Session, digest: Digest, now: datetime) -> DigestEd
 def compose_due_editions(session: Session, now: datetime) -> list[DigestEdition]:
     """Compose every active digest whose edition time has come; schedule its next one."""
     editions = []
-    due = session.exec(select(Digest).where(Digest.status == "active", Digest.next_edition_at <= now)).all()
+    due = session.exec(select(Digest).where(Digest.status == "active", col(Digest.next_edition_at) <= now)).all()
     for digest in due:
         edition = compose_edition(session, digest, now)
         if edition is not None:

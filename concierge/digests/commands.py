@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import Row, func
+from sqlmodel import Session, col, select
 
 from concierge.commands import Command, Invocation, Param
 from concierge.digests import catalogue, subscriptions
 from concierge.digests.cadence import CADENCES, Cadence, CadenceError, parse_quiet, parse_weekday
 from concierge.durations import whole_number
 from concierge.errors import Refused
-from concierge.inbound import Reply
 from concierge.membership import audit
-from concierge.outbox import POST, enqueue
+from concierge.outbox.kinds import POST
+from concierge.outbox.queue import enqueue
 from concierge.people import Role, member_of
 from concierge.platform import Address, Button, Card, Outbound
 from concierge.records import Subscription
+from concierge.replies import Reply
+from concierge.tables import saved_id
 
 DIGEST = Param("digest", help="the digest's short name, e.g. nutrition-tips")
 
@@ -29,7 +31,7 @@ def _cadence_word(value: str | None, default: str) -> str:
     return value
 
 
-def _member(session: Session, inv: Invocation):
+def _member(session: Session, inv: Invocation) -> Row:
     member = member_of(session, inv.address.platform, inv.address.user)
     if member is None:
         raise Refused("Only members can subscribe to digests.")
@@ -50,8 +52,8 @@ def _list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
     if not digests:
         return "No digests yet. Create one with `/concierge digest create <digest> <title>`."
     counts = dict(session.exec(select(Subscription.digest_id, func.count()).where(Subscription.active)
-                               .group_by(Subscription.digest_id)).all())
-    return "\n".join(f"`{d.slug}`: {d.title} ({d.cadence}, {d.status}, {counts.get(d.id, 0)} subscribers)"
+                               .group_by(col(Subscription.digest_id))).all())
+    return "\n".join(f"`{d.slug}`: {d.title} ({d.cadence}, {d.status}, {counts.get(saved_id(d), 0)} subscribers)"
                      for d in digests)
 
 
@@ -119,16 +121,18 @@ def _subscribe(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
         weekday, day_of_month = 0, 1
         if args["day"]:
             if every == "monthly":
-                day_of_month = whole_number(args["day"], 0, 10**6)  # the cadence says what the range is
-                if day_of_month is None:
+                day = whole_number(args["day"], 0, 10**6)  # the cadence says what the range is
+                if day is None:
                     raise CadenceError("for a monthly digest, --day is a day of the month (1-28)")
+                day_of_month = day
             else:
                 weekday = parse_weekday(args["day"])
         hour = 9
         if args["hour"] is not None:
-            hour = whole_number(args["hour"], 0, 10**6)  # the cadence says what the range is
-            if hour is None:
+            given = whole_number(args["hour"], 0, 10**6)  # the cadence says what the range is
+            if given is None:
                 raise CadenceError("--hour is a number from 0 to 23")
+            hour = given
         quiet = parse_quiet(args["quiet"]) if args["quiet"] else (None, None)
         cadence = Cadence(every=every, weekday=weekday, day_of_month=day_of_month, hour=hour,
                           time_zone=args["tz"] or inv.ctx.settings.default_time_zone,

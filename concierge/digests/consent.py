@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from concierge.records import ConsentEvent
+from concierge.tables import table_of
 
-LEDGER = ConsentEvent.__table__
+LEDGER = table_of(ConsentEvent)
 GRANTED, REVOKED = "granted", "revoked"
 
 _LATEST_AT = (
@@ -60,5 +61,6 @@ def was_in_force_when_checked(session: Session, member_id: int, digest_id: int, 
 
 def history(session: Session, member_id: int) -> list[ConsentEvent]:
     return list(session.scalars(
-        select(ConsentEvent).where(ConsentEvent.member_id == member_id).order_by(ConsentEvent.at, ConsentEvent.id)
+        select(ConsentEvent).where(col(ConsentEvent.member_id) == member_id)
+        .order_by(col(ConsentEvent.at), col(ConsentEvent.id))
     ).all())

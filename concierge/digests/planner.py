@@ -9,24 +9,31 @@ dropped. Plain Core statements throughout: this runs over millions of rows.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from typing import TypeVar
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol, TypeVar
 
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from concierge.digests.cadence import Cadence, hold_back, next_due
+from concierge.driver_sql import bind_time, executemany
+from concierge.outbox.kinds import OutboxKind, OutboxStatus
+from concierge.outbox.queue import enqueue_fan_out
 from concierge.records import Digest, DigestEdition, OutboxItem, Subscription
+from concierge.tables import table_of
 
-SUBS, DIGESTS, EDITIONS, ITEMS = (Subscription.__table__, Digest.__table__, DigestEdition.__table__,
-                                  OutboxItem.__table__)
+SUBS, DIGESTS, EDITIONS, ITEMS = table_of(Subscription), table_of(Digest), table_of(DigestEdition), table_of(OutboxItem)
 T = TypeVar("T")
-DIGEST = "digest"  # outbox kind of a digest delivery
+
+
+class Run(Protocol):
+    """Runs one unit of work in one transaction (`Database.run`)."""
+
+    def __call__(self, work: Callable[[Session], T], /) -> Awaitable[T]: ...
 CAP_WINDOW = timedelta(hours=24)
 
 _COLUMNS = (SUBS.c.id, SUBS.c.member_id, SUBS.c.digest_id, SUBS.c.cadence, SUBS.c.weekday, SUBS.c.day_of_month,
@@ -72,50 +79,16 @@ def _recent_counts(session: Session, member_ids: set[int], now: datetime) -> dic
     if not member_ids:
         return {}
     dialect = session.get_bind().dialect.name
-    since = _bind_time(now - CAP_WINDOW, dialect)
+    since = bind_time(now - CAP_WINDOW, dialect)
+    params: tuple[object, ...]
     if dialect == "postgresql":
         where, params = "member_id = ANY(%s) AND created_at > %s", (list(member_ids), since)
     else:  # SQLite allows 32766 parameters; batches are far smaller
         where, params = f"member_id IN ({', '.join('?' * len(member_ids))}) AND created_at > ?", (*member_ids, since)
     rows = session.connection().exec_driver_sql(
         f"SELECT member_id, count(*) FROM {ITEMS.name} WHERE {where} AND edition_id IS NOT NULL "
-        "AND status != 'cancelled' GROUP BY member_id", params).all()
+        f"AND status != '{OutboxStatus.CANCELLED}' GROUP BY member_id", params).all()
     return dict(rows)
-
-
-def _insert_deliveries(session: Session, items: list[tuple], now: datetime) -> None:
-    """Queue digest deliveries straight through the driver's executemany.
-
-    This is the planner's inner loop (a million rows for a million subscribers): SQLAlchemy's
-    per-row parameter processing (JSON and datetime binds) cost more than SQLite's own work, so
-    values are prepared once here. A unique key per (edition, member) makes a repeated plan a
-    no-op (`ON CONFLICT DO NOTHING` on the (member, edition) index).
-    """
-    dialect = session.get_bind().dialect.name
-    mark = "%s" if dialect == "postgresql" else "?"
-    when = _bind_time(now, dialect)
-    columns = ("key", "kind", "platform", "address", "payload", "status", "attempts", "next_attempt_at",
-               "last_error", "created_at", "member_id", "digest_id", "edition_id")
-    sql = (f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
-           "ON CONFLICT (member_id, edition_id) WHERE edition_id IS NOT NULL DO NOTHING")
-    items.sort()  # (edition, member) order: inserts into the delivery index land in order
-    platforms = {platform: json.dumps(platform) for platform in {item[1] for item in items}}
-    dumps = json.dumps
-    rows = [
-        (key, DIGEST, platform, f'{{"platform": {platforms[platform]}, "user": {dumps(user)}}}', "{}",
-         "pending", 0, when, "", when, member_id, digest_id, edition_id)
-        for key, platform, user, member_id, digest_id, edition_id in items
-    ]
-    _executemany(session, sql, rows)
-
-
-def _executemany(session: Session, sql: str, rows: list[tuple]) -> None:
-    """The driver's own executemany, inside the session's transaction."""
-    cursor = session.connection().connection.driver_connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
 
 
 @dataclass
@@ -140,9 +113,12 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
         due = session.execute(_DUE, {"now": now, "limit": limit}).all()
     else:
         dialect = "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
-        cursor = session.connection().connection.driver_connection.cursor()
+        driver = session.connection().connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the session's connection was closed")
+        cursor = driver.cursor()
         try:
-            cursor.execute(_SWEEP[dialect], (after_id, _bind_time(now, dialect), limit))
+            cursor.execute(_SWEEP[dialect], (after_id, bind_time(now, dialect), limit))
             due = cursor.fetchall()
         finally:
             cursor.close()
@@ -159,7 +135,7 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
     # Everything that depends only on the cadence is worked out once per distinct cadence,
     # dates already in the driver's form.
     dialect = session.get_bind().dialect.name
-    plans: dict[tuple, tuple[Cadence, object, object]] = {}
+    plans: dict[tuple, tuple[Cadence, datetime | str | None, datetime | str]] = {}
     items: list[tuple] = []
     moves: list[tuple] = []  # (next due, last edition, subscription id)
     for (subscription_id, member_id, digest_id, every, weekday, day_of_month, hour, time_zone, quiet_start,
@@ -168,9 +144,9 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
         plan = plans.get(spec)
         if plan is None:
             cadence = Cadence(*spec)
-            quiet_until = hold_back(now, cadence)
-            plan = plans[spec] = (cadence, _bind_time(quiet_until, dialect) if quiet_until > now else None,
-                                  _bind_time(next_due(cadence, now), dialect))
+            held_until = hold_back(now, cadence)
+            plan = plans[spec] = (cadence, bind_time(held_until, dialect) if held_until > now else None,
+                                  bind_time(next_due(cadence, now), dialect))
         cadence, quiet_until, following = plan
         if newest.get(digest_id, 0) <= last:  # nothing new: just move on to the next time
             moves.append((following, last, subscription_id))
@@ -186,18 +162,18 @@ def plan_due(session: Session, now: datetime, *, limit: int = 5000, max_per_day:
             last = edition
             counts[member_id] = counts.get(member_id, 0) + 1
         if last != unseen[-1]:  # capped: try again in an hour, never dropped
-            moves.append((_bind_time(hold_back(now + timedelta(hours=1), cadence), dialect), last, subscription_id))
+            moves.append((bind_time(hold_back(now + timedelta(hours=1), cadence), dialect), last, subscription_id))
         else:
             moves.append((following, last, subscription_id))
     if items:
-        _insert_deliveries(session, items, now)
+        enqueue_fan_out(session, OutboxKind.DIGEST, items, now)
     if after_id is None:
         moves.sort(key=lambda move: move[2])  # in id order: each table page is visited once
     _move_subscriptions(session, moves)
     return Planned(len(due), due[-1][0])
 
 
-async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], now: datetime, *,
+async def plan_all_due(run: Run, now: datetime, *,
                        limit: int = 50000, max_per_day: int = 3) -> int:
     """Plan everything due now, batch after batch (`run` executes one transaction).
 
@@ -206,8 +182,7 @@ async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], no
     after: int | None = 0 if await run(lambda session: backlog(session, now, limit)) >= limit else None
     total = 0
     while True:
-        planned = await run(lambda session, start=after: plan_due(session, now, limit=limit, max_per_day=max_per_day,
-                                                                  after_id=start))
+        planned = await run(partial(plan_due, now=now, limit=limit, max_per_day=max_per_day, after_id=after))
         total += planned.handled
         if planned.handled < limit:
             return total
@@ -218,15 +193,6 @@ async def plan_all_due(run: Callable[[Callable[[Session], T]], Awaitable[T]], no
 def _move_subscriptions(session: Session, moves: list[tuple]) -> None:
     """Set each subscription's next due time and last edition, in one executemany."""
     mark = "%s" if session.get_bind().dialect.name == "postgresql" else "?"
-    _executemany(session, f"UPDATE {SUBS.name} SET next_due_at = {mark}, last_edition_id = {mark} WHERE id = {mark}",
+    executemany(session, f"UPDATE {SUBS.name} SET next_due_at = {mark}, last_edition_id = {mark} WHERE id = {mark}",
                  moves)
-
-
-@lru_cache(maxsize=4096)
-def _bind_time(moment: datetime, dialect: str):
-    """A datetime as the driver takes it: PostgreSQL adapts it, SQLite stores UTC text (as the records do)."""
-    if dialect == "postgresql":
-        return moment
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-
 

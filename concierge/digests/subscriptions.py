@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from concierge.digests import consent
 from concierge.digests.cadence import Cadence, next_due
 from concierge.digests.catalogue import digest_named, latest_edition_id
 from concierge.errors import Refused
+from concierge.outbox.kinds import OutboxStatus
 from concierge.records import Digest, OutboxItem, Subscription
+from concierge.tables import rows_affected, saved_id, table_of
 
-ITEMS = OutboxItem.__table__
+ITEMS = table_of(OutboxItem)
 
 
 def cadence_of(subscription: Subscription) -> Cadence:
@@ -30,7 +32,7 @@ def subscribe(session: Session, *, member_id: int, slug: str, cadence: Cadence, 
     subscription = session.exec(select(Subscription).where(
         Subscription.member_id == member_id, Subscription.digest_id == digest.id)).first()
     if subscription is None:
-        subscription = Subscription(member_id=member_id, digest_id=digest.id, platform=platform, user_id=user_id,
+        subscription = Subscription(member_id=member_id, digest_id=saved_id(digest), platform=platform, user_id=user_id,
                                     created_at=now, updated_at=now)
         session.add(subscription)
     was_active = subscription.active and subscription.id is not None
@@ -47,8 +49,8 @@ def subscribe(session: Session, *, member_id: int, slug: str, cadence: Cadence, 
     subscription.updated_at = now
     subscription.next_due_at = next_due(cadence, now)
     if not was_active:
-        subscription.last_edition_id = latest_edition_id(session, digest.id)
-        consent.record(session, member_id=member_id, digest_id=digest.id, action=consent.GRANTED, how=how,
+        subscription.last_edition_id = latest_edition_id(session, saved_id(digest))
+        consent.record(session, member_id=member_id, digest_id=saved_id(digest), action=consent.GRANTED, how=how,
                        platform=platform, actor=actor, policy_version=policy_version, at=now)
     session.flush()
     return subscription, digest
@@ -65,7 +67,7 @@ def unsubscribe(session: Session, *, member_id: int, slug: str, how: str, platfo
     subscription.active = False
     subscription.next_due_at = None
     subscription.updated_at = now
-    consent.record(session, member_id=member_id, digest_id=digest.id, action=consent.REVOKED, how=how,
+    consent.record(session, member_id=member_id, digest_id=saved_id(digest), action=consent.REVOKED, how=how,
                    platform=platform, actor=actor, policy_version=policy_version, at=now)
     cancel_deliveries(session, member_id=member_id, digest_id=digest.id, reason="unsubscribed")
     return digest
@@ -74,13 +76,14 @@ def unsubscribe(session: Session, *, member_id: int, slug: str, how: str, platfo
 def cancel_deliveries(session: Session, *, member_id: int, digest_id: int | None, reason: str) -> int:
     """Cancel queued digest messages (those not yet confirmed and sent) of a member."""
     query = update(ITEMS).where(ITEMS.c.member_id == member_id, ITEMS.c.edition_id.is_not(None),
-                                ITEMS.c.status.in_(("pending", "sending")))
+                                ITEMS.c.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
     if digest_id is not None:
         query = query.where(ITEMS.c.digest_id == digest_id)
-    return session.execute(query.values(status="cancelled", last_error=reason, lease_until=None)).rowcount
+    return rows_affected(session.execute(query.values(status=OutboxStatus.CANCELLED, last_error=reason,
+                                                      lease_until=None)))
 
 
 def subscriptions_of(session: Session, member_id: int) -> list[tuple[Subscription, Digest]]:
-    rows = session.exec(select(Subscription, Digest).join(Digest, Digest.id == Subscription.digest_id).where(
+    rows = session.exec(select(Subscription, Digest).join(Digest, col(Digest.id) == Subscription.digest_id).where(
         Subscription.member_id == member_id, Subscription.active).order_by(Digest.slug)).all()
     return [(subscription, digest) for subscription, digest in rows]

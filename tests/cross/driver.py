@@ -14,9 +14,9 @@ import re
 
 from tests.contract.driver import tick
 from tests.cross.world import CrossWorld
-from tests.discord.test_contract import DiscordDriver
 from tests.slack.driver import SlackDriver
 from tests.slack.driver import user_id as slack_user_id
+from tests.support.discord import DiscordDriver
 
 MEMBERS = {"alice", "erin", "mallory"}
 NAMED = re.compile(r"\{@(\w+)\}")  # what `mention` returns: a placeholder named where the command runs

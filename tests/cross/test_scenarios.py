@@ -11,7 +11,7 @@ from tests.contract.driver import settings_of
 from tests.contract.scenarios import SCENARIOS
 from tests.cross.driver import CrossDriver
 from tests.cross.world import cross_world
-from tests.discord.test_contract import admins, assert_nobody_pinged, paged_experts
+from tests.support.discord import admins, assert_nobody_pinged, paged_experts
 
 # Scenarios that cannot run across platforms, with the reason. Keep this short: every other one runs.
 NOT_ACROSS: dict[str, str] = {}

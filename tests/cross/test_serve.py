@@ -14,14 +14,10 @@ import asyncio
 import gc
 import json
 import logging
-import time
 import warnings
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import yarl
-from discord.gateway import DiscordWebSocket
 from typer.testing import CliRunner
 
 import scheduling
@@ -29,38 +25,9 @@ from concierge.cli import app
 from concierge.serve import serve
 from tests.conftest import make_settings
 from tests.discord.harness import DiscordWorld
-from tests.slack.harness import ADMIN, SIGNING_SECRET, STAFF, envelope, sign
-from tests.slack.test_http import free_port, wait_for
-
-
-@pytest.fixture
-def environment(fake, fake_slack, monkeypatch, tmp_path):
-    """Both platforms' tokens in the environment (no .env), Discord's gateway at the fake's websocket."""
-    monkeypatch.chdir(tmp_path)
-    fake.clock = fake_slack.clock = None  # the bot runs on real time here: so do both platforms' ids
-    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    port = free_port()
-    for name, value in {"DISCORD_TOKEN": fake.token, "DISCORD_GUILD_ID": str(fake.guild_id),
-                        "SLACK_BOT_TOKEN": fake_slack.bot_token, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                        "SLACK_API_URL": fake_slack.api_url, "CONCIERGE_HTTP_HOST": "127.0.0.1",
-                        "CONCIERGE_HTTP_PORT": str(port)}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("SLACK_APP_TOKEN", "CONCIERGE_STAFF_PLATFORM", "CONCIERGE_PLATFORM"):
-        monkeypatch.delenv(name, raising=False)
-    return f"http://127.0.0.1:{port}"
-
-
-async def slack_command(session: aiohttp.ClientSession, url: str, fake_slack, user: str, text: str) -> str:  # noqa: ANN001
-    """`user` runs `/concierge text` in their DM with the bot; returns the private answer."""
-    key = f"cmd{time.monotonic_ns()}"
-    body = urlencode({"team_id": "T0CONCIERGE", "channel_id": "D" + user[1:], "user_id": user,
-                      "command": "/concierge", "text": text, "response_url": fake_slack.response_url(key),
-                      "trigger_id": f"trigger.{key}"})
-    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body)}
-    async with session.post(f"{url}/slack/events", data=body, headers=headers) as response:
-        assert response.status == 200
-    await wait_for(lambda: fake_slack.responses_to(key))
-    return fake_slack.responses_to(key)[0]["text"]
+from tests.slack.harness import ADMIN, STAFF, envelope, sign
+from tests.support.net import wait_for
+from tests.support.slack import slack_command
 
 
 def running_tasks() -> list[asyncio.Task]:

@@ -14,9 +14,9 @@ import re
 from tests.contract.scenarios import setup_desk
 from tests.cross.driver import CrossDriver
 from tests.cross.world import cross_world
-from tests.discord.test_contract import admins, assert_nobody_pinged, paged_experts
 from tests.slack.driver import dm_channel
 from tests.slack.harness import STAFF
+from tests.support.discord import admins, assert_nobody_pinged, paged_experts
 
 SLACK_CONTROL = re.compile(r"<[@!#][^<>]*>")  # what Slack reads as a mention, a channel ping or a link
 MAX_CONTENT = 2000  # Discord refuses longer message content

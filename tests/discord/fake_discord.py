@@ -149,6 +149,9 @@ class FakeDiscord:
         self._runner: web.AppRunner | None = None
         self.base = ""
         self.gateway_url = ""
+        self.cdn_base = ""
+        self.cdn_files: dict[int, bytes] = {}  # attachment id -> the bytes of a file someone attached
+        self.cdn_reads: list[int] = []  # attachment ids read from the CDN
         self.identify: dict[str, Any] | None = None  # what the bot sent when it connected
         self.connected = asyncio.Event()
         self._sockets: list[web.WebSocketResponse] = []
@@ -180,12 +183,14 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
         app.router.add_get("/gateway/", self._gateway)
+        app.router.add_get("/cdn/attachments/{channel_id}/{attachment_id}/{filename}", self._cdn)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.base = f"http://127.0.0.1:{port}/api/v10"
+        self.cdn_base = f"http://127.0.0.1:{port}/cdn"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway/"
         return self.base
 
@@ -355,6 +360,22 @@ class FakeDiscord:
             data["message_reference"] = reference
             data["type"] = 19
         return data
+
+    def attachment(self, channel_id: int, filename: str, data: bytes,
+                   content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """A file someone attaches to a message: its bytes on the fake CDN; returns the attachment payload."""
+        attachment_id = self.new_id()
+        self.cdn_files[attachment_id] = data
+        url = f"{self.cdn_base}/attachments/{channel_id}/{attachment_id}/{filename}"
+        return {"id": str(attachment_id), "filename": filename, "size": len(data), "url": url, "proxy_url": url,
+                "content_type": content_type}
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        self.cdn_reads.append(int(request.match_info["attachment_id"]))
+        data = self.cdn_files.get(int(request.match_info["attachment_id"]))
+        if data is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=data, content_type="application/octet-stream")
 
     # The server.
 

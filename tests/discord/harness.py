@@ -18,8 +18,8 @@ from discord import app_commands
 from adapters.discord.bot import ConciergeBot, create_bot
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.slash import ROOT, build_group
-from concierge.command_set import REGISTRY
 from concierge.commands import CommandRegistry
+from concierge.commands.registry import REGISTRY
 from concierge.settings import Settings
 from tests.discord.fake_discord import EVERYTHING, FakeDiscord, member_payload
 

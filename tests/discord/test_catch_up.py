@@ -17,7 +17,7 @@ from sqlmodel import select
 from concierge.records import InboxItem
 from tests.discord.conftest import discord_settings_for
 from tests.discord.harness import DiscordWorld
-from tests.discord.test_inbound import open_conversation
+from tests.support.discord import open_conversation
 
 
 async def inbox_rows(world: DiscordWorld) -> int:
@@ -39,11 +39,11 @@ def database_down(world: DiscordWorld):
         raise ConnectionError("the database is unreachable")
 
     db = world.bot.runtime.db
-    db.run = down
+    db.run = db.run_grouped = down  # the hot path's group commit too
     try:
         yield calls
     finally:
-        del db.run  # the class's own again
+        del db.run, db.run_grouped  # the class's own again
 
 
 @contextlib.asynccontextmanager

@@ -8,16 +8,15 @@ from discord import app_commands
 
 from adapters.discord.slash import ROOT, _describe, build_group, local_payload
 from concierge.app import FAILED
-from concierge.command_set import REGISTRY
 from concierge.commands import Command, CommandRegistry, Param
-from concierge.inbound import Reply
+from concierge.commands.registry import REGISTRY
 from concierge.people import Role
 from concierge.platform import Button, Card
+from concierge.replies import Reply
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import DiscordWorld, custom_ids
-from tests.discord.test_contract import assert_nobody_pinged
-from tests.discord.test_inbound import open_conversation
+from tests.support.discord import assert_nobody_pinged, open_conversation
 
 OPTION_TYPE = {"user": discord.AppCommandOptionType.user, "int": discord.AppCommandOptionType.integer,
                "flag": discord.AppCommandOptionType.boolean}

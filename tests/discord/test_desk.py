@@ -7,9 +7,9 @@ from typing import Any
 from sqlmodel import select
 
 from concierge.records import Conversation
-from tests.discord.fake_discord import answer_text, is_private, member_payload
+from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import DiscordWorld, custom_ids
-from tests.discord.test_contract import assert_nobody_pinged
+from tests.support.discord import assert_nobody_pinged, slash_with_options
 
 
 async def enrol_two_topics(world: DiscordWorld) -> None:
@@ -38,24 +38,6 @@ async def conversation(world: DiscordWorld) -> Conversation:
         return found
 
     return await world.bot.runtime.db.run(only)
-
-
-async def slash_with_options(world: DiscordWorld, name: str, words: list[str], options: list[dict[str, Any]],
-                             thread_id: int | None = None) -> dict[str, Any]:
-    """`/concierge <words>` with named options filled in, as the client sends them."""
-    data = world.command_data(words)
-    data["options"][0]["options"].extend(options)
-    for option in options:
-        if option["type"] == 6:  # a user option comes with the user resolved
-            user = world.fake.users[int(option["value"])]
-            data["resolved"]["users"][option["value"]] = user
-            data["resolved"]["members"][option["value"]] = {
-                key: value for key, value in member_payload(user).items() if key != "user"}
-    payload = world.interaction(name, 2, data, world.channel_payload(thread_id))
-    world.gateway("INTERACTION_CREATE", payload)
-    answer = await world.fake.answer_to(int(payload["id"]))
-    await world.settle()
-    return answer
 
 
 async def pick_topic(world: DiscordWorld, topic: str = "nutrition") -> int:

@@ -13,13 +13,11 @@ from typing import Any
 
 from sqlmodel import select
 
-import scheduling
 from concierge.digests.audit import consent_violations
 from concierge.records import ConsentEvent, Digest, OutboxItem
 from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import DiscordWorld, custom_ids
-from tests.discord.test_contract import assert_nobody_pinged
-from tests.discord.test_inbound import enrol
+from tests.support.discord import assert_nobody_pinged, enrol, tick
 
 DANGER, PRIMARY = 4, 1  # Discord's button styles
 
@@ -43,16 +41,6 @@ async def command(world: DiscordWorld, name: str, words: str, *, in_dm: bool = F
 
 async def say(world: DiscordWorld, name: str, words: str, *, in_dm: bool = False, **options: str) -> str:
     return answer_text(await command(world, name, words, in_dm=in_dm, **options))
-
-
-async def tick(world: DiscordWorld) -> None:
-    """One tick of the digest scheduler `concierge run` attaches to this bot's runtime, then the outbox."""
-    ticker = scheduling.attach(world.bot.runtime)
-    try:
-        await ticker.tick()
-    finally:
-        ticker.shutdown()  # the scheduler's leadership goes with this process
-    await world.settle()
 
 
 def digest_posts(world: DiscordWorld, name: str) -> list[dict[str, Any]]:

@@ -6,19 +6,7 @@ from sqlmodel import select
 
 from concierge.records import InboxItem
 from tests.discord.harness import DiscordWorld, custom_ids
-
-
-async def enrol(world: DiscordWorld) -> None:
-    await world.slash("admin", f"member add <@{world.user_id('alice')}> premium alice")
-    await world.slash("admin", f"expert add <@{world.user_id('bob')}> nutrition bob")
-
-
-async def open_conversation(world: DiscordWorld, text: str = "Is coffee fine before a run?") -> int:
-    await enrol(world)
-    await world.dm("alice", text)
-    await world.settle()
-    [thread] = world.fake.staff_threads()
-    return thread
+from tests.support.discord import open_conversation
 
 
 async def test_a_dm_opens_a_thread_on_a_card_with_claim_and_close(world):
@@ -59,15 +47,16 @@ async def test_an_edit_is_relayed_as_an_edit_notice_once_per_edit(world):
         "two edits, each relayed once; the redelivery and the unfurl are not")
 
 
-async def test_attachments_are_relayed_as_links(world):
+async def test_attachments_are_read_from_the_cdn_and_attached_in_the_thread(world):
     thread = await open_conversation(world)
-    attachment = {"id": str(world.fake.new_id()), "filename": "plan.pdf", "size": 2048,
-                  "url": "https://cdn.discordapp.com/attachments/1/2/plan.pdf",
-                  "proxy_url": "https://media.discordapp.net/attachments/1/2/plan.pdf"}
+    data = b"%PDF-1.4 " + bytes(range(256))
+    attachment = world.fake.attachment(world.dm_channel("alice"), "plan.pdf", data, "application/pdf")
     await world.dm("alice", "My plan", attachments=[attachment])
     await world.settle()
-    assert "alice: My plan\n[file] plan.pdf: https://cdn.discordapp.com/attachments/1/2/plan.pdf" in (
-        world.thread_texts(thread))
+    assert "alice: My plan\n[file] plan.pdf (265 bytes)" in world.thread_texts(thread)
+    assert world.fake.cdn_reads == [int(attachment["id"])]
+    uploads = [upload for call in world.fake.calls_to("POST", rf"/channels/{thread}/messages") for upload in call.files]
+    assert [(upload.filename, upload.data) for upload in uploads] == [("plan.pdf", data)]
 
 
 async def test_an_expert_reply_in_the_thread_reaches_the_member(world):

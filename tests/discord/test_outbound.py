@@ -8,14 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.discord.cards import card_embed, card_view
+from adapters.discord.dm_channels import DmChannels
 from adapters.discord.limits import split_message
-from adapters.discord.platform import DmChannels
 from concierge.platform import Address, Button, Card, MessageRef, Outbound, PlatformDown, RateLimited, Unreachable
 from tests.conftest import make_settings
 from tests.discord.fake_discord import Thread
 from tests.discord.harness import DiscordWorld
-from tests.discord.test_contract import assert_nobody_pinged
-from tests.discord.test_inbound import open_conversation
+from tests.support.discord import assert_nobody_pinged, open_conversation
 
 # Splitting.
 

@@ -18,10 +18,10 @@ from adapters.discord.bot import intents, required_permissions, spans_platforms,
 from adapters.discord.cli import application_id_from_token, cli, doctor, find_problems, invite_url
 from adapters.discord.settings import DiscordSettings
 from adapters.discord.slash import build_group, tokens_for
-from concierge.command_set import REGISTRY
+from concierge.commands.registry import REGISTRY
 from tests.conftest import make_settings
 from tests.contract.scenarios import question_answer_note_close
-from tests.discord.test_contract import DiscordDriver
+from tests.support.discord import DiscordDriver
 
 
 def test_the_bot_asks_for_exactly_the_intents_it_uses(world):

@@ -8,7 +8,7 @@ from adapters.discord.interactions import RESTARTING
 from tests.contract.scenarios import setup_desk
 from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import quiesce
-from tests.discord.test_contract import DiscordDriver
+from tests.support.discord import DiscordDriver
 
 
 async def test_a_stopping_bot_finishes_what_is_under_way_and_takes_nothing_new(world, monkeypatch):

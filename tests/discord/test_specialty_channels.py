@@ -12,6 +12,7 @@ from tests.conftest import make_settings
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_text, is_private
 from tests.discord.harness import DiscordWorld, custom_ids
+from tests.support.discord import enrol
 
 
 @pytest.fixture
@@ -33,15 +34,9 @@ def threads_in(world: DiscordWorld, channel: int) -> list[int]:
             if int(thread.payload["parent_id"]) == channel]
 
 
-async def enrol(world: DiscordWorld) -> None:
-    await world.slash("admin", f"member add <@{world.user_id('alice')}> premium alice")
-    await world.slash("admin", f"member add <@{world.user_id('dora')}> premium dora")
-    await world.slash("admin", f"expert add <@{world.user_id('bob')}> training,nutrition bob")
-
-
 async def test_a_specialty_thread_opens_in_its_channel_and_replies_there_reach_the_member(training):
     world, channel = training
-    await enrol(world)
+    await enrol(world, "alice", "dora", specialties="training,nutrition")
     await world.dm("alice", "A training question: how many intervals?")
     await world.dm("dora", "A nutrition question: how many eggs?")
     await world.settle()
@@ -93,7 +88,7 @@ async def test_a_topic_picked_with_the_buttons_opens_in_its_channel(training):
 
 async def test_chatter_in_a_specialty_channel_outside_threads_is_not_relayed(training):
     world, channel = training
-    await enrol(world)
+    await enrol(world, "alice", "dora", specialties="training,nutrition")
     message = await world.write_in_thread("bob", channel, "coffee, anyone?")  # the channel itself
     await world.settle()
     assert world.bot_posts_after(message) == [] and world.dms("alice") == []

@@ -11,8 +11,7 @@ from typing import Any
 from tests.discord.conftest import discord_settings_for
 from tests.discord.fake_discord import answer_files, answer_text, is_private
 from tests.discord.harness import DiscordWorld
-from tests.discord.test_contract import assert_nobody_pinged
-from tests.discord.test_desk import slash_with_options
+from tests.support.discord import assert_nobody_pinged, slash_with_options
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHART = {"type": 5, "name": "chart", "value": True}  # a boolean option, as the client sends it

@@ -11,12 +11,12 @@ import discord
 import pytest
 from sqlmodel import select
 
-from adapters.discord.platform import NONCE_CHARS, neutral_error
+from adapters.discord.errors import neutral_error
+from adapters.discord.part_matching import NONCE_CHARS
 from concierge.platform import Address, Outbound, PlatformDown
 from concierge.records import OutboxItem
 from tests.discord.fake_discord import NONCE_WINDOW
-from tests.discord.test_contract import assert_nobody_pinged
-from tests.discord.test_inbound import open_conversation
+from tests.support.discord import assert_nobody_pinged, open_conversation
 
 PAST_THE_NONCE_WINDOW = NONCE_WINDOW.total_seconds() + 60
 

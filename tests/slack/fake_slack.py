@@ -115,6 +115,7 @@ class Shared:
     files: list[Upload]
     titles: list[str]
     initial_comment: str
+    thread_ts: str = ""
 
 
 @dataclass
@@ -142,6 +143,8 @@ class FakeSlack:
         self.uploads: dict[str, Upload] = {}  # file id -> the file, announced and maybe uploaded
         self.modals: dict[str, dict[str, Any]] = {}  # trigger id -> the modal views.open opened with it
         self.shared: list[Shared] = []
+        self.hosted: dict[str, bytes] = {}  # file id -> the bytes of a file someone shared (`host_file`)
+        self.downloads: list[tuple[str, str]] = []  # (file id, token) of every download from the file host
         self.histories: dict[str, list[dict[str, Any]]] = {}  # channel -> its messages, oldest first
         # Called after a call was carried out and before it is answered (a test's "the bot dies now").
         self.after_call: Callable[[str, dict[str, Any], dict[str, Any]], None] | None = None
@@ -162,6 +165,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)  # some methods are GETs (conversations.info)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_get("/socket-mode", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -421,7 +425,8 @@ class FakeSlack:
             return {"ok": False, "error": "file_not_found"}  # never announced, or its bytes never arrived
         channel = str(args.get("channel_id") or args.get("channels") or "")
         titles = [str(item.get("title") or upload.filename) for item, upload in zip(files, uploads, strict=True)]
-        self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or "")))
+        self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or ""),
+                                  str(args.get("thread_ts") or "")))
         return {"ok": True, "files": [{"id": upload.id, "name": upload.filename, "title": title, "size": upload.length}
                                       for upload, title in zip(uploads, titles, strict=True)]}
 
@@ -442,6 +447,25 @@ class FakeSlack:
             return web.Response(status=400, text=f"expected {upload.length} bytes, got {len(data)}")
         upload.data = data
         return web.Response(text=f"OK - {len(data)}")
+
+    # The file host (files.slack.com): a shared file's url_private(_download), for the bot token only.
+
+    def host_file(self, name: str, data: bytes, mimetype: str = "application/octet-stream") -> dict[str, Any]:
+        """A file someone shares: its bytes served at its url_private; returns the event's `files` entry."""
+        file_id = f"F{next(self._file_ids):08d}"
+        self.hosted[file_id] = data
+        url = f"http://127.0.0.1:{self.port}/files-pri/{file_id}/{name}"
+        return {"id": file_id, "name": name, "title": name, "mimetype": mimetype, "size": len(data),
+                "url_private": url, "url_private_download": f"{url}?download=1",
+                "permalink": f"https://example.slack.com/files/U1/{file_id}/{name}"}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.downloads.append((request.match_info["file_id"], token))
+        data = self.hosted.get(request.match_info["file_id"])
+        if token != self.bot_token or data is None:  # Slack answers its sign-in page, not the file
+            return web.Response(status=200, text="<html>sign in</html>", content_type="text/html")
+        return web.Response(body=data, content_type="application/octet-stream")
 
     # Socket Mode.
 

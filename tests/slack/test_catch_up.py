@@ -8,7 +8,6 @@ after a Socket Mode reconnect). SQLite and PostgreSQL where the database matters
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import adapters.slack
@@ -16,28 +15,12 @@ from adapters.slack import server
 from concierge.settings import Settings
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
-from tests.slack.harness import STAFF, core_settings, slack_settings, start_bot
-from tests.slack.test_http import free_port, wait_for
-from tests.slack.test_socket_mode import alice_writes, events_api
+from tests.slack.harness import STAFF, core_settings, slack_settings
+from tests.support.net import free_port, wait_for
+from tests.support.slack import alice_writes, catch_up, events_api, running
 
 LATE_FOR_STAFF = "UTC: it arrived late)"
 LATE_FOR_MEMBER = "it reached you late because of a delay on our side."
-
-
-@contextlib.asynccontextmanager
-async def running(url: str, fake, clock, **overrides):
-    bot = await start_bot(url, fake, clock=clock, **overrides)
-    try:
-        yield bot
-    finally:
-        await bot.close()
-
-
-async def catch_up(bot):
-    """The catch-up a start runs in the background, awaited; then what it queued is delivered."""
-    counts = await bot.listeners.start_catch_up()
-    await bot.settle()
-    return counts
 
 
 def texts(fake, channel: str, thread: str | None = None) -> list[str]:

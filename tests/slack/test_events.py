@@ -12,10 +12,10 @@ from concierge.commands import Command, CommandRegistry, Param
 from concierge.digests.cadence import Cadence
 from concierge.digests.catalogue import create_digest
 from concierge.digests.subscriptions import subscribe
-from concierge.inbound import Reply
 from concierge.people import Role, member_of
 from concierge.platform import Button, Card
 from concierge.records import InboxItem
+from concierge.replies import Reply
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF
@@ -124,16 +124,50 @@ async def test_edited_member_message_is_relayed_as_an_edit(bot):
     assert driver.thread_texts(thread)[1:] == ["alice: (edited) Is 3 litres enough?"]
 
 
-async def test_shared_files_are_relayed_as_links(bot):
+async def test_shared_files_are_downloaded_with_the_bot_token_and_uploaded_in_the_thread(bot):
     driver, thread = await desk_with_question(bot)
-    files = [{"id": "F1", "name": "meal-plan.pdf", "size": 2048,
-              "url_private": "https://files.slack.com/files-pri/T0-F1/meal-plan.pdf",
-              "permalink": "https://concierge-test.slack.com/files/UALICE/F1/meal-plan.pdf"},
-             {"id": "F2", "mode": "hidden_by_limit"}]
+    data = b"%PDF-1.4 " + bytes(range(256))
+    files = [bot.fake.host_file("meal-plan.pdf", data, "application/pdf"), {"id": "F2", "mode": "hidden_by_limit"}]
     await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
     await driver.settle()
     assert driver.thread_texts(thread)[1] == (
-        "alice: My plan\n[file] meal-plan.pdf: https://concierge-test.slack.com/files/UALICE/F1/meal-plan.pdf")
+        "alice: My plan\n[file] meal-plan.pdf (265 bytes)\n"
+        "[file not passed on] file (0 bytes): Slack gave the bot no way to fetch it")
+    assert [token for _file, token in bot.fake.downloads] == [bot.fake.bot_token]
+    [shared] = bot.fake.shared
+    assert (shared.channel, shared.thread_ts, shared.files[0].filename, shared.files[0].data) == (
+        STAFF, thread, "meal-plan.pdf", data)
+    assert any("could not pass on" in text and "file (0 bytes)" in text for text in driver.dms("alice"))
+
+
+async def test_a_file_url_on_another_host_is_never_fetched(bot):
+    """Only Slack's file host gets the bot token: a `url_private` elsewhere (a forged event, a paste) is refused."""
+    from aiohttp import web
+
+    asked: list[str] = []
+
+    async def trap(request: web.Request) -> web.Response:
+        asked.append(str(request.url))
+        return web.Response(body=b"secret")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", trap)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        driver, thread = await desk_with_question(bot)
+        elsewhere = {"id": "F9", "name": "plan.pdf", "mimetype": "application/pdf", "size": 6,
+                     "url_private": f"http://localhost:{port}/plan.pdf"}  # not the file host (127.0.0.1 here)
+        await bot.post_event(dm("alice", "My plan", subtype="file_share", files=[elsewhere]))
+        await driver.settle()
+    finally:
+        await runner.cleanup()
+    assert asked == []
+    assert bot.fake.shared == []
+    assert "[file not passed on] plan.pdf (6 bytes): it is not a file shared on Slack" in driver.thread_texts(thread)[1]
 
 
 async def test_someone_not_an_expert_is_told_privately_in_the_thread(bot):
@@ -269,3 +303,46 @@ async def test_an_answer_with_buttons_and_pressing_one(bot):
     assert (button["text"]["text"], button["value"]) == ("Subscribe tips", "tips")
     key = await bot.post_button(user_id("alice"), dm_channel("alice"), None, button)
     assert await driver._answer(key) == "You picked tips with a button."
+
+
+async def test_a_file_host_redirect_is_not_followed_with_the_token(bot):
+    """Even on the file host, a redirect elsewhere is not followed: the bot token goes nowhere else."""
+    from aiohttp import web
+
+    asked: list[tuple[str, str]] = []
+
+    async def host(request: web.Request) -> web.Response:
+        asked.append((request.path, request.headers.get("Authorization", "")))
+        if request.path == "/moved.pdf":
+            raise web.HTTPFound(f"http://localhost:{request.url.port}/stolen.pdf")
+        return web.Response(body=b"stolen")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", host)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        driver, thread = await desk_with_question(bot)
+        moved = {"id": "F8", "name": "plan.pdf", "mimetype": "application/pdf", "size": 6,
+                 "url_private": f"http://127.0.0.1:{port}/moved.pdf"}
+        await bot.post_event(dm("alice", "My plan", subtype="file_share", files=[moved]))
+        await driver.settle()
+    finally:
+        await runner.cleanup()
+    assert [path for path, _token in asked] == ["/moved.pdf"]
+    assert bot.fake.shared == []
+    assert "[file not passed on] plan.pdf (6 bytes): it could not be downloaded" in driver.thread_texts(thread)[1]
+
+
+async def test_an_upload_slack_refuses_is_said_in_the_thread(bot):
+    driver, thread = await desk_with_question(bot)
+    bot.fake.fail("files.completeUploadExternal", error="internal_error")
+    files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    texts = driver.thread_texts(thread)
+    assert texts[1] == "alice: My plan\n[file] plan.pdf (8 bytes)"
+    assert texts[2] == "A file could not be passed on:\n- plan.pdf (8 bytes): the upload failed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 
 import aiohttp
@@ -13,6 +12,7 @@ import aiohttp
 from adapters.slack import server
 from tests.slack.driver import dm_channel, user_id
 from tests.slack.harness import SIGNING_SECRET, core_settings, envelope, sign, slack_settings
+from tests.support.net import free_port, wait_for
 
 
 def member_dm(text: str) -> dict:
@@ -50,19 +50,6 @@ async def test_url_verification_and_health(bot):
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{bot.base}/healthz") as response:
             assert (response.status, await response.text()) == (200, "ok")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-async def wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_run_in_http_mode_serves_events_and_delivers_with_the_outbox(sqlite_url, fake_slack, caplog):

@@ -6,13 +6,13 @@ Through signed requests into the real bolt app and the loopback Web API; SQLite 
 
 from __future__ import annotations
 
-from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from concierge.records import InboxItem, OutboxItem
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF
+from tests.support.slack import database_down
 
 
 async def inbox(bot) -> list[InboxItem]:
@@ -21,15 +21,6 @@ async def inbox(bot) -> list[InboxItem]:
 
 async def outbox(bot) -> list[OutboxItem]:
     return list(await bot.runtime.db.run(lambda session: session.exec(select(OutboxItem).order_by(OutboxItem.id)).all()))
-
-
-def database_down(monkeypatch, bot) -> None:
-    """Every transaction of the bot under test fails, as when the database is unreachable or locked."""
-
-    async def unavailable(work):
-        raise OperationalError("BEGIN", {}, Exception("database is locked"))
-
-    monkeypatch.setattr(bot.runtime.db, "run", unavailable)
 
 
 async def test_an_event_the_database_cannot_record_is_refused_and_slacks_retry_applied_once(desk_bot, monkeypatch):

@@ -24,7 +24,7 @@ from concierge.records import InboxItem, Message
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF, core_settings, envelope, slack_settings
-from tests.slack.test_http import free_port
+from tests.support.net import free_port
 
 
 async def all_rows(bot, model) -> list:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from urllib.parse import urlencode
@@ -17,14 +16,9 @@ from sqlmodel import select
 from concierge.database import Database
 from concierge.records import OutboxItem
 from tests.slack.harness import ADMIN, SIGNING_SECRET, STAFF, envelope, sign
+from tests.support.net import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_sigterm_finishes_what_was_acknowledged_and_exits_0(database_url, fake_slack, tmp_path):

@@ -13,21 +13,10 @@ from sqlmodel import select
 import adapters.slack
 from concierge.records import InboxItem
 from tests.contract.scenarios import setup_desk
-from tests.slack.driver import SlackDriver, dm_channel, user_id
-from tests.slack.harness import core_settings, envelope
-from tests.slack.test_http import wait_for
-from tests.slack.test_nothing_lost import database_down
-
-
-def events_api(event_id: str, event: dict, retry_attempt: int = 0) -> dict:
-    """A Socket Mode envelope of the Events API around a message `event` (as `FakeSlack.write` returns it)."""
-    return {"envelope_id": str(uuid.uuid4()), "type": "events_api", "accept_response_payload": False,
-            "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else "",
-            "payload": envelope(event, event_id)}
-
-
-def alice_writes(fake, text: str) -> dict:
-    return fake.write(dm_channel("alice"), user_id("alice"), text)
+from tests.slack.driver import SlackDriver, dm_channel
+from tests.slack.harness import core_settings
+from tests.support.net import wait_for
+from tests.support.slack import alice_writes, database_down, events_api
 
 
 async def test_events_over_socket_mode_are_acknowledged_and_relayed_once(bot, fake_slack):

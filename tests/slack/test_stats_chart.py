@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from adapters.slack.listeners import FILE_IN_DM
 from adapters.slack.manifest import METHOD_SCOPES
+from adapters.slack.responder import FILE_IN_DM
 from concierge.app import FILE_NOT_SENT
 from tests.slack.harness import ADMIN, STAFF
 

@@ -1,8 +1,8 @@
-"""The one command registry: names, typed parameters, who may run them, help; parsing and dispatch."""
+"""The command framework: names, typed parameters, who may run them, help; parsing and dispatch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,10 +10,10 @@ from sqlmodel import Session
 
 from concierge.durations import MAX_ID, whole_number
 from concierge.errors import Refused
-from concierge.inbound import Reply
-from concierge.outbox import forget_queued
+from concierge.outbox.queue import forget_queued
 from concierge.people import Context, Role
 from concierge.platform import Address
+from concierge.replies import Reply
 
 PREFIX = "/concierge"
 ROLE_NAMES = {Role.GUEST: "everyone", Role.MEMBER: "members", Role.EXPERT: "experts", Role.ADMIN: "admins"}
@@ -97,7 +97,7 @@ class CommandRegistry:
     def __init__(self, commands: list[Command]) -> None:
         self.commands = {command.path: command for command in commands}
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Command]:
         return iter(self.commands.values())
 
     def find(self, tokens: tuple[str, ...]) -> tuple[Command | None, tuple[str, ...]]:
