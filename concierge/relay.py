@@ -15,11 +15,16 @@ from concierge.inbound import Attachment, MemberMessage, StaffReply
 from concierge.metrics import count_relay, observe_first_response
 from concierge.outbox.kinds import OPEN_THREAD, POST, THREAD_POST
 from concierge.outbox.queue import enqueue
-from concierge.people import Context, clean_name, expert_of, is_admin
+from concierge.people import Context, clean_name, is_admin
 from concierge.platform import Address, Button, Card, FileRef, Outbound
 from concierge.records import Conversation, Member, Message, Tier
 from concierge.relay_files import file_line, files_to_send, for_platform, member_notice, not_passed_on, record_files, staff_notice
-from concierge.relay_lookup import conversation_in_thread_with_unsent, member_locked, open_conversation_with_counts
+from concierge.relay_lookup import (
+    conversation_in_thread_with_unsent,
+    expert_answering,
+    member_locked,
+    open_conversation_with_counts,
+)
 from concierge.replies import Reply
 from concierge.specialty_routing import route_specialty, staff_channel_for, topics_for
 from concierge.states import ConversationStatus, Direction
@@ -63,7 +68,7 @@ def record_message(session: Session, *, conversation_id: int, direction: str, au
 
 def touch_conversation(session: Session, conversation_id: int, now: datetime, **changes: object) -> None:
     """Mark activity on a conversation (a plain update: this is the hot path)."""
-    session.execute(_TOUCH, {"conversation_id": conversation_id, "last_activity_at": now, **changes})
+    session.connection().execute(_TOUCH, {"conversation_id": conversation_id, "last_activity_at": now, **changes})
 
 
 TOPIC_QUESTION = "Which topic is your question about? Pick one and it goes to the right experts."
@@ -144,7 +149,7 @@ def member_message(session: Session, ctx: Context, event: MemberMessage) -> Repl
     if found is not None and too_fast(ctx, found.recent):
         # Kept in the transcript, not relayed; the member is told once per minute.
         recent = found.recent
-        record_message(session, conversation_id=conversation.id, direction=Direction.DROPPED, author=member.display_name,
+        record_message(session, conversation_id=found.id, direction=Direction.DROPPED, author=member.display_name,
                        text=text, attachments=attachments, now=ctx.now)
         notice = (f"You are writing faster than our team can read ({ctx.settings.member_messages_per_minute} "
                   "messages a minute). Please wait a moment and send that again; it was not passed on.")
@@ -224,7 +229,7 @@ def staff_reply(session: Session, ctx: Context, event: StaffReply) -> Reply | No
             raise ThreadNotKnownYet(f"no conversation has thread {event.address.thread} yet")
         return None  # chatter outside conversation threads is not ours
     platform, user = event.address.platform, event.address.user
-    expert = expert_of(session, platform, user)
+    expert = expert_answering(session, platform, user)
     if expert is None and not is_admin(ctx.settings, platform, user):
         return Reply("Only experts can answer members; your message was not relayed.", ok=False)
     author = expert.display_name if expert else f"admin {user}"

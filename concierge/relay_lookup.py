@@ -7,7 +7,7 @@ Each statement costs SQLAlchemy's per-execution work on the hot path, more than 
 own; here they are one select with correlated subqueries, built once. The row has the
 conversation's columns plus `recent` (the flood-limit count) and `unsent` (whether an item of
 the conversation is still unsent), read in the caller's transaction like the statements they
-replace.
+replace. They run through `concierge.driver_select` (compiled once, straight through the driver).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from sqlalchemy import Row, bindparam, exists, func, select
 from sqlmodel import Session
 
 from concierge.conversation_lookup import CONVERSATIONS
+from concierge.driver_select import first_row
 from concierge.outbox.kinds import UNSENT
-from concierge.people import member_of
 from concierge.platform import Address
-from concierge.records import Member, Message, OutboxItem, PlatformIdentity
+from concierge.records import Expert, Member, Message, OutboxItem, PlatformIdentity
 from concierge.states import ConversationStatus, Direction
 from concierge.tables import table_of
 
 _MESSAGES, _MEMBERS, _IDENTITIES = table_of(Message), table_of(Member), table_of(PlatformIdentity)
+_EXPERTS = table_of(Expert)
 _ITEMS = table_of(OutboxItem)
 
 _UNSENT = exists().where(_ITEMS.c.conversation_id == CONVERSATIONS.c.id, _ITEMS.c.status.in_(UNSENT)).label("unsent")
@@ -48,12 +49,18 @@ _IN_THREAD_WITH_UNSENT = select(CONVERSATIONS, _UNSENT).where(
 )
 
 
-_MEMBER_LOCKED = (
+_MEMBER = (
     select(_MEMBERS)
     .join(_IDENTITIES, _IDENTITIES.c.member_id == _MEMBERS.c.id)
     .where(_IDENTITIES.c.platform == bindparam("platform"), _IDENTITIES.c.user_id == bindparam("user"),
            _MEMBERS.c.active)
-    .with_for_update(of=_MEMBERS)
+)
+_MEMBER_LOCKED = _MEMBER.with_for_update(of=_MEMBERS)
+_EXPERT = (
+    select(_EXPERTS)
+    .join(_IDENTITIES, _IDENTITIES.c.expert_id == _EXPERTS.c.id)
+    .where(_IDENTITIES.c.platform == bindparam("platform"), _IDENTITIES.c.user_id == bindparam("user"),
+           _EXPERTS.c.active)
 )
 
 
@@ -65,19 +72,23 @@ def member_locked(session: Session, platform: str, user: str) -> Row | None:
     and are counted against the flood limit and the quota one after the other. PostgreSQL: a row
     lock. SQLite: every write goes through one database thread already, so there is nothing to lock.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return session.execute(_MEMBER_LOCKED, {"platform": platform, "user": user}).first()
-    return member_of(session, platform, user)
+    locked = session.get_bind().dialect.name == "postgresql"
+    return first_row(session, _MEMBER_LOCKED if locked else _MEMBER, {"platform": platform, "user": user})
 
 
 def open_conversation_with_counts(session: Session, member_id: int, now: datetime) -> Row | None:
     """The member's open conversation (as `open_conversation_of`), with `recent`: the member's
     messages in it since a minute before `now` (as `flood_limit.recent_count`), and `unsent`."""
-    return session.execute(_OPEN_WITH_COUNTS, {"member_id": member_id, "since": now - timedelta(minutes=1)}).first()
+    return first_row(session, _OPEN_WITH_COUNTS, {"member_id": member_id, "since": now - timedelta(minutes=1)})
 
 
 def conversation_in_thread_with_unsent(session: Session, address: Address) -> Row | None:
     """The conversation whose staff thread is at `address` (as `conversation_in_thread`), with `unsent`."""
     if not address.thread:
         return None
-    return session.execute(_IN_THREAD_WITH_UNSENT, {"platform": address.platform, "thread": address.thread}).first()
+    return first_row(session, _IN_THREAD_WITH_UNSENT, {"platform": address.platform, "thread": address.thread})
+
+
+def expert_answering(session: Session, platform: str, user: str) -> Row | None:
+    """The active expert behind a platform user (as `people.expert_of`), read through the driver."""
+    return first_row(session, _EXPERT, {"platform": platform, "user": user})

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def attach(runtime):  # noqa: ANN001, ANN201
+if TYPE_CHECKING:  # annotations only: the package imports apscheduler when attached
+    from concierge.bootstrap import Runtime
+    from scheduling.ticker import DigestScheduler
+
+
+def attach(runtime: Runtime) -> DigestScheduler:
     """Give a runtime its digest scheduler and per-platform send limiters (one budget per platform for all
     processes on PostgreSQL, see `concierge.send_budget`); returns the scheduler."""
     from concierge.send_budget import send_limiter

@@ -9,10 +9,15 @@ from sqlalchemy.exc import OperationalError
 from adapters.local.platform import LocalPlatform
 from concierge.inbound import MemberMessage
 from concierge.outbox.kinds import OutboxStatus
-from concierge.people import member_of
+from concierge.people import expert_of, member_of
 from concierge.platform import Address
 from concierge.records import Conversation, Member, OutboxItem
-from concierge.relay_lookup import conversation_in_thread_with_unsent, member_locked, open_conversation_with_counts
+from concierge.relay_lookup import (
+    conversation_in_thread_with_unsent,
+    expert_answering,
+    member_locked,
+    open_conversation_with_counts,
+)
 from concierge.tables import table_of
 from tests.conftest import rows
 
@@ -34,6 +39,14 @@ async def test_a_relayed_message_holds_its_member_until_it_commits(runtime, desk
     locked, plain = runtime.db.run_sync(look)
     assert locked is not None and tuple(locked) == tuple(plain)
     assert runtime.db.run_sync(lambda session: member_locked(session, "local", "nobody")) is None
+
+
+async def test_the_expert_behind_a_staff_reply_is_read_as_before(runtime, desk):
+    await desk.command("admin", "expert add bob nutrition")
+    found, plain = runtime.db.run_sync(lambda session: (expert_answering(session, "local", "bob"),
+                                                        expert_of(session, "local", "bob")))
+    assert found is not None and tuple(found) == tuple(plain) and found.display_name == plain.display_name
+    assert runtime.db.run_sync(lambda session: expert_answering(session, "local", "alice")) is None
 
 
 async def test_the_open_conversation_comes_with_its_flood_count_and_whether_anything_is_unsent(runtime, desk, clock):

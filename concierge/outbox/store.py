@@ -118,7 +118,7 @@ def record(session: Session, outcomes: list[Outcome], now: datetime, *, max_atte
     """Write the outcomes not written yet; True when a failure report was queued (a scan is due)."""
     sent = [o for o in outcomes if isinstance(o, Sent) and not o.recorded]
     if sent:
-        session.execute(
+        session.connection().execute(  # a Core statement: the ORM session's execute only adds cost
             _MARK_SENT,
             [{"item_id": o.item.id, "status": OutboxStatus.SENT, "sent_at": now, "lease_until": None,
               "sent_message_id": o.ref.message_id} for o in sent],
