@@ -103,6 +103,7 @@ class Concierge:
         on_queued: Callable[[list[Claimed], set[int]], None] = lambda claimed, waiting: None,
         platforms: Mapping[str, Platform] | None = None,
         metrics: Metrics | None = None,
+        upload_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.db = db
         self.metrics = metrics if metrics is not None else Metrics()  # the runtime's (see concierge.metrics)
@@ -112,6 +113,10 @@ class Concierge:
         self.registry = registry
         self.on_queued = on_queued
         self.platforms = platforms or {}
+        # Each platform's upload limit, also of platforms another process serves (see bootstrap.upload_limits);
+        # the connected platform objects say theirs.
+        self.upload_limits = {**(upload_limits or {}), **{
+            name: limit for name, platform in self.platforms.items() if (limit := getattr(platform, "max_file_bytes", None))}}
         self.on_recorded: Callable[[], None] = lambda: None  # wakes the inbox worker
         self._telling: set[asyncio.Task[None]] = set()
 
@@ -295,9 +300,7 @@ class Concierge:
 
     def _apply(self, session: Session, event: Inbound, *, recorded: bool = False
                ) -> tuple[Reply | None, list[Claimed], set[int]]:
-        ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff, upload_limits={
-            name: limit for name, platform in self.platforms.items()
-            if (limit := getattr(platform, "max_file_bytes", None))})  # each platform's upload limit
+        ctx = Context(settings=self.settings, now=self.clock.now(), staff=self.staff, upload_limits=self.upload_limits)
         attach(session, self.metrics)  # relays and first answers are counted when this commits
         if not recorded:
             record(session, event, ctx.now)

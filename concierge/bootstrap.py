@@ -137,6 +137,7 @@ def build_runtime(
         on_queued=dispatcher.hand_over,
         platforms=platforms,
         metrics=metrics,
+        upload_limits=upload_limits(),
     )
     inbox = InboxWorker(
         concierge,
@@ -182,6 +183,21 @@ def adapter_names() -> list[str]:
     """The platform folders under `adapters/` (a new platform is a new folder)."""
     package = importlib.import_module("adapters")  # found at run time: the core names no adapter
     return sorted(module.name for module in pkgutil.iter_modules(package.__path__) if module.ispkg)
+
+
+def upload_limits() -> dict[str, int]:
+    """Each platform's upload limit in bytes, as its adapter package declares it (`MAX_FILE_BYTES`).
+
+    Known for every platform, not only those this process serves: with one process per platform, a
+    file relayed to the other platform is checked against that platform's limit when it is relayed,
+    so its sender and staff are told at once (nothing is dropped later at send time).
+    """
+    limits = {}
+    for name in adapter_names():
+        limit = getattr(load_adapter(name), "MAX_FILE_BYTES", None)
+        if isinstance(limit, int):
+            limits[name] = limit
+    return limits
 
 
 def load_adapter(name: str) -> ModuleType:

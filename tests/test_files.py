@@ -162,3 +162,41 @@ async def test_bytes_go_only_once_the_erase_commits(runtime, desk):
     assert store.has(digest) and len(rows(runtime, MessageFile)) == 1  # rolled back: the bytes stay
     assert await runtime.db.run(lambda session: forget_files(session, [row.conversation_id], store)) == 1
     assert not store.has(digest) and rows(runtime, MessageFile) == []
+
+
+async def test_a_file_bound_for_a_platform_another_process_serves_is_checked_against_its_limit(runtime, desk, platform):
+    """This process serves only `local`; the member writes from Discord (served by another process).
+
+    The expert's 11 MB file is over Discord's upload limit (declared by `adapters.discord`, known to every
+    process): held back when relayed, and the staff thread says so at once (not dropped at send time).
+    """
+    from concierge.inbound import StaffReply
+    from concierge.platform import Address
+
+    assert set(runtime.concierge.platforms) == {"local"}
+    await desk.command("admin", "member add alice premium Alice")
+    await desk.command("admin", "expert add bob nutrition Bob")
+    await desk.command("admin", "member link alice discord:D1")
+    await runtime.concierge.receive(MemberMessage("d-1", Address("discord", "dm-D1", "D1"), "A question from Discord"))
+    await desk.settle()
+    [thread] = desk.threads()
+    big = b"%PDF" + b"\x00" * (11 * 1024 * 1024)
+    store = FileStore.from_settings(runtime.concierge.settings)
+
+    async def download(_limit: int) -> bytes:
+        return big
+
+    attachment = await take_in(store, FilePolicy.from_settings(runtime.concierge.settings), name="report.pdf",
+                               mime="application/pdf", size=len(big), download=download)
+    assert not attachment.problem, "within the file cap: only Discord's own limit refuses it"
+    await runtime.concierge.receive(StaffReply("s-1", Address("local", "concierge-staff", "bob", thread),
+                                               "The full report", attachments=(attachment,)))
+    await desk.settle()
+    assert runtime.concierge.upload_limits.get("discord") == 10 * 1024 * 1024
+    # Queued for the staff thread in the relay's own transaction (it goes out once the Discord process has sent
+    # the answer before it: a conversation's messages go in order).
+    notices = [item for item in rows(runtime, OutboxItem) if item.platform == "local" and item.kind == "thread_post"]
+    assert any("Not passed on to the member" in item.payload["text"] and "report.pdf" in item.payload["text"]
+               for item in notices), [item.payload["text"] for item in notices]
+    [answer] = [item for item in rows(runtime, OutboxItem) if item.platform == "discord" and "full report" in str(item.payload)]
+    assert answer.payload.get("files", []) == []

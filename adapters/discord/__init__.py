@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# Discord's upload limit, read by every process (importing it loads no SDK): a process serving another
+# platform checks a file bound for Discord against it when relaying (see concierge.bootstrap.upload_limits).
+from adapters.discord.limits import MAX_FILE_BYTES as MAX_FILE_BYTES
+
 if TYPE_CHECKING:  # annotations only: importing this package loads no SDK
     from adapters.discord.bot import DiscordConnection
     from concierge.settings import Settings
+
 
 
 def is_configured() -> bool:

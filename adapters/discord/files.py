@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from adapters.discord.limits import MAX_FILE_BYTES
 from concierge.files import FilePolicy, FileStore, clean_file_name, human_size, take_in
 from concierge.inbound import Attachment
 from concierge.platform import FileRef, Outbound
@@ -20,7 +21,7 @@ from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a bot's upload limit in a server without boosts, and in DMs
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # declared by the package (see its __init__)
 MAX_FILES = 10  # attachments Discord takes on one message
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 MAX_CONTENT = 2000  # characters of message content Discord accepts
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a bot's upload limit in a server without boosts, and in DMs
 
 
 def clip(text: str, limit: int) -> str:

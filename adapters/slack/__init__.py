@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# Slack's upload limit, read by every process (see concierge.bootstrap.upload_limits); loads no SDK.
+from adapters.slack.limits import MAX_FILE_BYTES as MAX_FILE_BYTES
+
 if TYPE_CHECKING:  # annotations only: importing this package loads no SDK
     from adapters.slack.server import SlackConnection
     from concierge.settings import Settings

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import message_fields
+from adapters.slack.limits import MAX_FILE_BYTES
 from concierge.files import FilePolicy, FileStore, clean_file_name, guess_mime, human_size, refused, take_in
 from concierge.inbound import Attachment, Inbound, MemberMessage, StaffReply
 from concierge.platform import Outbound
@@ -25,7 +26,7 @@ from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 1024 ** 3  # Slack takes files up to 1 GB
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # declared by the package (see its __init__)
 FILE_HOSTS = ("files.slack.com",)  # where Slack serves url_private(_download)
 DOWNLOAD_TIMEOUT_S = 120.0
 
