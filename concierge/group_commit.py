@@ -116,27 +116,23 @@ def _settle_many(settlings: list[Settling]) -> None:
             pass
 
 
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:  # noqa: ANN401
+    if future.done():  # the caller was cancelled: the work was done all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 def _settle_now(batch: list[Settling]) -> None:
     for future, _, result, error in batch:
-        if future.done():  # the caller was cancelled: the work was done all the same
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+        _resolve(future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop, result: Any,  # noqa: ANN401
             error: BaseException | None) -> None:
-    def settle() -> None:
-        if future.done():  # the caller was cancelled: the work was done all the same
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
     try:
-        loop.call_soon_threadsafe(settle)
+        loop.call_soon_threadsafe(_resolve, future, result, error)
     except RuntimeError:  # the caller's loop is closed: nobody is waiting
         pass

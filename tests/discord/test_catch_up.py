@@ -17,7 +17,7 @@ from sqlmodel import select
 from concierge.records import InboxItem
 from tests.discord.conftest import discord_settings_for
 from tests.discord.harness import DiscordWorld
-from tests.support.discord import open_conversation
+from tests.support.discord import open_conversation, written_while_away
 
 
 async def inbox_rows(world: DiscordWorld) -> int:
@@ -110,12 +110,7 @@ async def test_an_expert_reply_the_database_could_not_record_reaches_the_member_
 async def test_what_was_written_while_the_bot_was_away_arrives_once_in_order(world, clock):
     thread = await open_conversation(world)
     await world.stop()
-    clock.advance(600)
-    for text in ("one", "two", "three"):
-        world.dm_offline("alice", text)
-        clock.advance(1)
-    world.thread_message("bob", thread, "An hour before is fine.")  # no gateway event: the bot is away
-    clock.advance(600)
+    written_while_away(world, clock, thread)
     await world.start()
     assert relayed(world, thread) == [] and world.dms("alice") == []
     await world.ready()

@@ -19,6 +19,7 @@ from concierge.replies import Reply
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
 from tests.slack.harness import STAFF
+from tests.support.net import web_server
 
 
 def dm(person: str, text: str, **extra) -> dict:
@@ -150,21 +151,12 @@ async def test_a_file_url_on_another_host_is_never_fetched(bot):
         asked.append(str(request.url))
         return web.Response(body=b"secret")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", trap)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with web_server(trap) as port:
         driver, thread = await desk_with_question(bot)
         elsewhere = {"id": "F9", "name": "plan.pdf", "mimetype": "application/pdf", "size": 6,
                      "url_private": f"http://localhost:{port}/plan.pdf"}  # not the file host (127.0.0.1 here)
         await bot.post_event(dm("alice", "My plan", subtype="file_share", files=[elsewhere]))
         await driver.settle()
-    finally:
-        await runner.cleanup()
     assert asked == []
     assert bot.fake.shared == []
     assert "[file not passed on] plan.pdf (6 bytes): it is not a file shared on Slack" in driver.thread_texts(thread)[1]
@@ -317,21 +309,12 @@ async def test_a_file_host_redirect_is_not_followed_with_the_token(bot):
             raise web.HTTPFound(f"http://localhost:{request.url.port}/stolen.pdf")
         return web.Response(body=b"stolen")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", host)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with web_server(host) as port:
         driver, thread = await desk_with_question(bot)
         moved = {"id": "F8", "name": "plan.pdf", "mimetype": "application/pdf", "size": 6,
                  "url_private": f"http://127.0.0.1:{port}/moved.pdf"}
         await bot.post_event(dm("alice", "My plan", subtype="file_share", files=[moved]))
         await driver.settle()
-    finally:
-        await runner.cleanup()
     assert [path for path, _token in asked] == ["/moved.pdf"]
     assert bot.fake.shared == []
     assert "[file not passed on] plan.pdf (6 bytes): it could not be downloaded" in driver.thread_texts(thread)[1]

@@ -200,3 +200,13 @@ async def slash_with_options(world: DiscordWorld, name: str, words: list[str], o
     answer = await world.fake.answer_to(int(payload["id"]))
     await world.settle()
     return answer
+
+
+def written_while_away(world, clock, thread: str) -> None:
+    """Three DMs from alice and an expert's reply in `thread`, written while the bot is stopped (no gateway events)."""
+    clock.advance(600)
+    for text in ("one", "two", "three"):
+        world.dm_offline("alice", text)
+        clock.advance(1)
+    world.thread_message("bob", thread, "An hour before is fine.")
+    clock.advance(600)
