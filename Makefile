@@ -40,4 +40,4 @@ chaos: $(STAMP)  ## the real Slack bot under kills, a locked database and a fail
 	$(BIN)/python -m bench.chaos
 
 clean:
-	rm -rf $(VENV) *.egg-info concierge.db concierge.db-wal concierge.db-shm
+	rm -rf $(VENV) *.egg-info concierge.db concierge.db-wal concierge.db-shm concierge-files .mypy_cache .ruff_cache
