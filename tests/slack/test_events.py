@@ -181,13 +181,13 @@ async def test_command_is_acknowledged_at_once_even_when_the_core_is_slow(bot):
             return getattr(concierge, name)
 
         async def answer(self, event, responder):
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(3.0)
             return await concierge.answer(event, responder)
 
     bot.listeners.concierge = SlowCore()
     started = time.perf_counter()
     key = await bot.post_command(user_id("admin"), dm_channel("admin"), "member list")
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2.0, "acknowledged before the slow core answered (a margin for a loaded machine)"
     assert bot.fake.responses_to(key) == []
     assert "No members yet" in await driver._answer(key)
 
