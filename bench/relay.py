@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from adapters.local.platform import LocalPlatform
 from bench.relay_concurrent import measure_concurrent, measure_limit
 from concierge.bootstrap import build_runtime
+from concierge.collector import freeze_startup_objects
 from concierge.database import upgrade
 from concierge.inbound import CommandInvoked, Inbound, MemberMessage, StaffReply
 from concierge.platform import Address, MessageRef, Outbound
@@ -58,6 +59,7 @@ async def measure(url: str, members: int, messages: int) -> tuple[float, float, 
     settings = Settings(_env_file=None, database_url=SecretStr(url), admins=["local:admin"],
                         member_messages_per_minute=1_000_000)
     runtime = build_runtime(settings, {"local": platform})
+    freeze_startup_objects()  # as `serve` does
     admin = LocalPlatform.dm_address("admin")
     loop_task = asyncio.create_task(runtime.dispatcher.run())
 

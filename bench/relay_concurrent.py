@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from adapters.local.platform import LocalPlatform
 from concierge.bootstrap import build_runtime
+from concierge.collector import freeze_startup_objects
 from concierge.database import Database
 from concierge.inbound import CommandInvoked, Inbound, MemberMessage, StaffReply
 from concierge.inbox import record
@@ -90,6 +91,7 @@ async def measure_concurrent(settings: Settings, members: int, rounds: int, load
     relays, as people do): the throughput of the first, the latencies of both."""
     platform = KeyedPlatform()
     runtime = build_runtime(settings, {"local": platform})
+    freeze_startup_objects()  # as `serve` does
     admin = LocalPlatform.dm_address("admin")
     loop_task = asyncio.create_task(runtime.dispatcher.run())
     pauses = random.Random(7)

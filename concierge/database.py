@@ -126,8 +126,14 @@ class Database:
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction on a database thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run_sync, work)
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[Session], T], *, grouped: bool = False) -> asyncio.Future[T]:
+        """Queue `work` now, ahead of whatever is queued after this call, and return its future: for a
+        caller that goes on meanwhile (`run` and `run_grouped` wait at once). `grouped`: as `run_grouped`."""
+        if grouped:
+            return self._group.submit(work)
+        return asyncio.get_running_loop().run_in_executor(self._executor, self.run_sync, work)
 
     async def run_grouped(self, work: Callable[[Session], T]) -> T:
         """Like `run`, but `work` may share its transaction and its commit with the units queued at the

@@ -43,6 +43,10 @@ class GroupCommitter:
         self._running = False
 
     async def run(self, work: Callable[[Session], T]) -> T:
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[Session], T]) -> asyncio.Future[T]:
+        """Queue `work` now (ahead of whatever is queued after this call) and return its future."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -51,7 +55,7 @@ class GroupCommitter:
             self._running = True
         if start:
             self.executor.submit(self._run_group)
-        return await future
+        return future
 
     def _run_group(self) -> None:
         """On a database thread: run what is queued now as one group.

@@ -18,6 +18,7 @@ import logging
 from typing import Protocol
 
 from concierge.bootstrap import Runtime, adapter_names, build_runtime, load_adapter, staff_platform_for
+from concierge.collector import freeze_startup_objects
 from concierge.platform import Platform
 from concierge.settings import Settings
 
@@ -84,6 +85,7 @@ async def serve_connections(settings: Settings, connections: list[Connection]) -
     except BaseException:
         await _close(connections)
         raise
+    freeze_startup_objects()  # what startup built stays out of every later full collection (a 65 ms stall)
     # The outbox and inbox workers and the digest scheduler: once for the process, whatever it serves.
     for connection in connections:  # /readyz: ready while every platform is connected
         if runtime.health is not None:

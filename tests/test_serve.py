@@ -132,3 +132,24 @@ def test_doctor_asks_for_the_staff_platform_when_several_are_configured(monkeypa
     monkeypatch.setenv("CONCIERGE_STAFF_PLATFORM", "slack")
     named = CliRunner().invoke(app, ["doctor"])
     assert named.exit_code == 0 and "(discord, slack)" in named.output, named.output
+
+
+async def test_what_startup_built_is_frozen_out_of_full_collections_before_serving(sqlite_url, log, monkeypatch):  # noqa: F811 - the fixture imported above
+    """A full collection walking startup's objects stalled every waiting message 65 ms (`concierge.collector`)."""
+    import gc
+
+    from concierge import collector
+
+    gc.unfreeze()
+    monkeypatch.setattr(collector, "_frozen", False)
+    assert gc.get_freeze_count() == 0
+    settings = settings_for(make_settings(sqlite_url, staff_platform="slack"), ["slack"])
+    slack = Recorded("slack", log)
+    serving = asyncio.create_task(serve_connections(settings, [slack]))
+    while not log:
+        await asyncio.sleep(0.01)
+    assert gc.get_freeze_count() > 0, "frozen before the first event"
+    assert not collector.freeze_startup_objects(), "once per process"
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving

@@ -2,8 +2,8 @@
 
 Items come two ways. Hand-off (the hot path): the transaction that queues an item also claims it
 when nothing earlier of its conversation is unsent, and gives it to this process's dispatcher in
-memory (`hand_over`), so a relay costs one more transaction (recording the outcome), not a
-search. Scan: due rows are claimed by `store.claim_due`. Kinds with a registered
+memory (`hand_over`), so a relay costs a share of one more transaction (its outcome, written
+with others while the next sends go out: `outcome_writer`), not a search. Scan: due rows are claimed by `store.claim_due`. Kinds with a registered
 `DeliveryPolicy` (digests) get its message, its check just before sending, its limiter and its
 answer to a 429.
 """
@@ -27,6 +27,7 @@ from concierge.metrics import Metrics, count_429, observed_send
 from concierge.outbox import store
 from concierge.outbox.kinds import OutboxKind
 from concierge.outbox.outcome import Cancelled, Failed, Outcome, RateLimited, RetryLater, Sent
+from concierge.outbox.outcome_writer import OutcomeWriter
 from concierge.outbox.policy import DeliveryPolicy, SendLimiter
 from concierge.outbox.queue import Claimed
 from concierge.platform import MessageRef, Outbound, Platform, PlatformDown, Unreachable
@@ -152,24 +153,31 @@ class OutboxDispatcher:
         while batch:
             total += len(batch)
             outcomes: list[Outcome] = []
+            # Each outcome is written as soon as it is known, while the next sends go out; at most
+            # MAX_UNRECORDED sends are uncommitted at any moment, and after a crash each of those is
+            # checked with the platform before it is sent again (`maybe_sent`; see `outcome_writer`).
+            writer = OutcomeWriter(self._write_outcomes)
             for index, item in enumerate(batch):
-                if self._stopping:  # shutting down: what was not tried goes back, untouched
+                if self._stopping:  # shutting down: outcomes known are written, what was not tried goes back
+                    unwritten = await writer.settle()
+                    if unwritten:
+                        await self._record_run(partial(self._record, outcomes=unwritten, scan=False))
                     await self.db.run(partial(store.release, items=batch[index:]))
                     return total
-                # Each outcome is written as soon as it is known: a crash then leaves at most the
-                # message in flight unrecorded, and that one is checked with the platform before
-                # it is sent again (`maybe_sent`). The last one goes with the next claim, below.
+                await writer.room()
+                started = time.perf_counter()
                 outcome = await observed_send(self.metrics, item, self._send(item), self.max_attempts)
                 outcomes.append(outcome)
-                if index < len(batch) - 1 and not outcome.recorded:
-                    await self._record_run(partial(self._record, outcomes=[outcome], scan=False))
-                    outcome.recorded = True
+                if index < len(batch) - 1:  # the last one goes with the next claim, below
+                    writer.add(outcome, time.perf_counter() - started)
+            # The claim below must see those outcomes committed (on PostgreSQL writes run side by side).
+            unwritten = await writer.settle()
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
                       or any(not isinstance(o, (Sent, Cancelled)) or o.item.conversation_id in self._waiting
                              or (o.item.id in scanned and o.item.conversation_id is not None)
                              for o in outcomes))
             self._scan_wanted = False
-            last = [o for o in outcomes[-1:] if not o.recorded]
+            last = unwritten + [o for o in outcomes[-1:] if not o.recorded]
             claimed = await self._record_run(partial(self._record, outcomes=last, scan=rescan))
             if rescan:
                 # A conversation stops waiting once a scan after one of its sends finds nothing more.
@@ -181,9 +189,13 @@ class OutboxDispatcher:
 
     def _record_run(self, work: Callable[[Session], list[Claimed]]) -> Awaitable[list[Claimed]]:
         """Where outcomes are written. SQLite (one database thread): in the group commit, sharing the
-        commit of inbound messages queued meanwhile, still committed before the next send. PostgreSQL:
+        commit of inbound messages queued meanwhile. PostgreSQL:
         a transaction of their own on the pool, side by side with the groups (one group runs at a time)."""
         return self.db.run_grouped(work) if self.db.is_sqlite else self.db.run(work)
+
+    def _write_outcomes(self, outcomes: list[Outcome]) -> asyncio.Future[list[Claimed]]:
+        """Queue the outcomes' write now, where `_record_run` would (the writer waits for it later)."""
+        return self.db.submit(partial(self._record, outcomes=outcomes, scan=False), grouped=self.db.is_sqlite)
 
     def _take_handed(self) -> list[Claimed]:
         taken = list(self._handed)

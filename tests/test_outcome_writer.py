@@ -1,0 +1,175 @@
+"""Outcomes written while the next sends go out: gathered after fast sends, at once after slow ones,
+never more than MAX_UNRECORDED uncommitted, and a crash with several uncommitted doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.local.platform import LocalPlatform
+from concierge.bootstrap import build_runtime
+from concierge.outbox import POST, enqueue
+from concierge.outbox.outcome import Sent
+from concierge.outbox.outcome_writer import MAX_UNRECORDED, SLOW_SEND_S, OutcomeWriter
+from concierge.outbox.queue import Claimed
+from concierge.platform import Address, MessageRef, Outbound
+from concierge.records import OutboxItem
+from tests.conftest import make_settings, rows
+
+
+def sent(number: int) -> Sent:
+    address = Address("local", f"dm-m{number}", f"m{number}")
+    return Sent(Claimed(number, POST, "local", address, Outbound("hi"), None), MessageRef(address, str(number)))
+
+
+class Writes:
+    """A stand-in database: each write is a future the test completes (or fails) when it likes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], asyncio.Future[None]]] = []
+
+    def __call__(self, outcomes):
+        future = asyncio.get_running_loop().create_future()
+        self.calls.append(([o.item.id for o in outcomes], future))
+        return future
+
+    def commit(self, index: int = -1) -> None:
+        self.calls[index][1].set_result(None)
+
+
+async def test_after_fast_sends_outcomes_wait_for_company():
+    writes = Writes()
+    writer = OutcomeWriter(writes)
+    for number in range(5):
+        await writer.room()
+        writer.add(sent(number), send_s=0.0001)
+    assert writes.calls == [], "nothing written per send"
+    assert [o.item.id for o in await writer.settle()] == [0, 1, 2, 3, 4], "the caller writes them together"
+
+
+async def test_after_a_slow_send_the_outcome_is_written_at_once_and_later_ones_wait_for_the_next_write():
+    writes = Writes()
+    writer = OutcomeWriter(writes)
+    writer.add(sent(1), send_s=SLOW_SEND_S)
+    assert [ids for ids, _ in writes.calls] == [[1]]
+    writer.add(sent(2), send_s=SLOW_SEND_S)
+    writer.add(sent(3), send_s=SLOW_SEND_S)
+    assert [ids for ids, _ in writes.calls] == [[1]], "one write in flight at a time"
+    writes.commit()
+    writer.add(sent(4), send_s=SLOW_SEND_S)
+    assert [ids for ids, _ in writes.calls] == [[1], [2, 3, 4]], "the next write takes all that waited"
+    writes.commit()
+    assert await writer.settle() == []
+
+
+async def test_the_next_send_waits_while_the_limit_is_uncommitted():
+    writes = Writes()
+    writer = OutcomeWriter(writes, limit=3)
+    for number in range(3):
+        await writer.room()
+        writer.add(sent(number), send_s=0.0)
+    waiting = asyncio.ensure_future(writer.room())
+    await asyncio.sleep(0.01)
+    assert not waiting.done(), "three uncommitted: no fourth send"
+    assert [ids for ids, _ in writes.calls] == [[0, 1, 2]], "waiting, it writes what it holds"
+    writes.commit()
+    await asyncio.wait_for(waiting, 1)
+    assert writer.uncommitted == 0
+
+
+async def test_a_failed_write_fails_the_round():
+    writes = Writes()
+    writer = OutcomeWriter(writes, limit=2)
+    writer.add(sent(1), send_s=SLOW_SEND_S)
+    writes.calls[0][1].set_exception(RuntimeError("database gone"))
+    writer.add(sent(2), send_s=0.0)
+    with pytest.raises(RuntimeError, match="database gone"):
+        await writer.room()
+
+
+def queue_dms(runtime, count: int) -> None:
+    now = runtime.concierge.clock.now()
+    for number in range(count):
+        runtime.db.run_sync(lambda session, n=number: enqueue(
+            session, key=f"dm-{n}", kind=POST, address=LocalPlatform.dm_address(f"m{n}"),
+            message=Outbound(f"message {n}"), now=now))
+
+
+class Watching(LocalPlatform):
+    """Counts, at each send, the messages it has that the database does not record as sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime = None
+        self.most_uncommitted = 0
+
+    async def send(self, address, message):
+        committed = len(rows(self.runtime, OutboxItem, OutboxItem.status == "sent"))
+        self.most_uncommitted = max(self.most_uncommitted, len(self.sent) + 1 - committed)  # + this one
+        return await super().send(address, message)
+
+
+async def test_at_most_the_limit_of_sends_is_ever_uncommitted(database_url, clock):
+    platform = Watching()
+    runtime = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
+    platform.runtime = runtime
+    try:
+        queue_dms(runtime, 30)
+        assert await runtime.dispatcher.drain() == 30
+        assert len(platform.sent) == 30
+        assert len(rows(runtime, OutboxItem, OutboxItem.status == "sent")) == 30
+        assert 2 <= platform.most_uncommitted <= MAX_UNRECORDED, platform.most_uncommitted
+    finally:
+        runtime.close()
+
+
+async def test_a_crash_with_several_sends_uncommitted_doubles_none_of_them(database_url, clock):
+    """The outcome writes are lost with the process: every message it sent is found on the platform
+    by the next process and not sent again; the ones it never tried are sent once."""
+    platform = LocalPlatform()  # the platform outlives the process, and remembers what it got
+    runtime = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
+    queue_dms(runtime, 20)
+    runtime.dispatcher._write_outcomes = lambda outcomes: asyncio.get_running_loop().create_future()  # never commits
+    dying = asyncio.ensure_future(runtime.dispatcher.drain())
+    for _ in range(200):
+        if len(platform.sent) >= MAX_UNRECORDED:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert len(platform.sent) == MAX_UNRECORDED, "it stopped at the limit, waiting for its writes"
+    dying.cancel()  # kill -9: nothing more is written
+    runtime.close()
+
+    runtime = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
+    try:
+        if "postgresql" in database_url:
+            clock.advance(3600)  # the dead process's leases ran out
+        else:
+            assert await runtime.dispatcher.release_own_leases() == 20
+        await runtime.dispatcher.drain()
+        assert sorted(sent.message.text for sent in platform.sent) == sorted(f"message {n}" for n in range(20))
+        assert len(rows(runtime, OutboxItem, OutboxItem.status == "sent")) == 20
+    finally:
+        runtime.close()
+
+
+async def test_stopping_writes_the_outcomes_it_knows_and_gives_back_the_rest(database_url, clock):
+    platform = LocalPlatform()
+    runtime = build_runtime(make_settings(database_url), {"local": platform}, clock=clock)
+    try:
+        queue_dms(runtime, 10)
+        original = platform.send
+
+        async def send_then_stop(address, message):
+            ref = await original(address, message)
+            if len(platform.sent) == 3:
+                runtime.dispatcher.stop()  # SIGTERM while sending the third
+            return ref
+
+        platform.send = send_then_stop
+        await runtime.dispatcher.drain()
+        statuses = sorted(item.status for item in rows(runtime, OutboxItem))
+        assert statuses == ["pending"] * 7 + ["sent"] * 3
+    finally:
+        runtime.close()
