@@ -6,6 +6,7 @@ the subscriptions' `next_due_at` index, so a tick missed during a restart is fou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -41,6 +42,7 @@ class DigestScheduler:
         self.leadership = Leadership(db.engine)
         self.scheduler: AsyncIOScheduler | None = None
         self._next_purge_at: datetime | None = None
+        self._ticking: asyncio.Task[object] | None = None  # the tick running now, if any
 
     async def tick(self) -> int:
         """Plan everything due now; returns how many subscriptions were looked at."""
@@ -73,14 +75,28 @@ class DigestScheduler:
                 log.info("retention: %d message texts purged (idle since before %s)", purged, cutoff.isoformat())
         return total
 
+    async def scheduled_tick(self) -> None:
+        """The scheduler's job: one `tick`. A shutdown cancels it between two transactions; each
+        step is a transaction of its own and what is due stays due, so the next start does the rest.
+        The cancellation ends here: raised into APScheduler, it was logged as a failed job."""
+        self._ticking = asyncio.current_task()
+        try:
+            await self.tick()
+        except asyncio.CancelledError:
+            log.info("digest tick stopped by the shutdown; the next start picks up what is left")
+        finally:
+            self._ticking = None
+
     def start(self) -> None:
         """Run `tick` every `digest_tick_s` seconds on the running event loop."""
         self.scheduler = AsyncIOScheduler(timezone="UTC")
-        self.scheduler.add_job(self.tick, "interval", seconds=self.settings.digest_tick_s, id="digest-tick",
+        self.scheduler.add_job(self.scheduled_tick, "interval", seconds=self.settings.digest_tick_s, id="digest-tick",
                                max_instances=1, coalesce=True, next_run_time=self.clock.now())
         self.scheduler.start()
 
     def shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self._ticking is not None:
+            self._ticking.cancel()
         self.leadership.release()

@@ -30,3 +30,37 @@ def test_one_leader_and_a_release_frees_the_lead_even_with_pooled_connections(po
 def test_sqlite_is_one_process_and_always_leads(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     assert Leadership(engine).try_lead() and Leadership(engine).try_lead()
+
+
+async def test_quitting_while_a_tick_runs_ends_it_quietly(ticker, monkeypatch, caplog):
+    """Ctrl-C right after start, while the first tick runs: the tick stops between transactions and
+    nothing is logged as a failed job (APScheduler logged the cancellation as an ERROR)."""
+    import asyncio
+    import logging
+
+    started = asyncio.Event()
+
+    async def slow_tick():
+        started.set()
+        await asyncio.sleep(30)  # waiting on the database, say
+        return 0
+
+    from concierge.clock import Clock
+
+    monkeypatch.setattr(ticker, "tick", slow_tick)
+    ticker.clock = Clock()  # APScheduler runs on real time: a frozen clock's first run would be "missed"
+    before = asyncio.all_tasks()
+    with caplog.at_level(logging.INFO):
+        ticker.start()
+        await asyncio.wait_for(started.wait(), 5)
+        ticker.shutdown()
+        await asyncio.sleep(0.05)
+        assert ticker._ticking is None, "the shutdown stopped the running tick"
+        # What asyncio.run does on the way out: cancel whatever is left, and let it finish.
+        left = [task for task in asyncio.all_tasks() - before if not task.done()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        await asyncio.sleep(0.05)  # APScheduler's done-callback
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert any("stopped by the shutdown" in r.getMessage() for r in caplog.records)
