@@ -42,7 +42,6 @@ class DigestScheduler:
         self.leadership = Leadership(db.engine)
         self.scheduler: AsyncIOScheduler | None = None
         self._next_purge_at: datetime | None = None
-        self._ticking: asyncio.Task[object] | None = None  # the tick running now, if any
 
     async def tick(self) -> int:
         """Plan everything due now; returns how many subscriptions were looked at."""
@@ -76,16 +75,13 @@ class DigestScheduler:
         return total
 
     async def scheduled_tick(self) -> None:
-        """The scheduler's job: one `tick`. A shutdown cancels it between two transactions; each
+        """The scheduler's job: one `tick`. A shutdown (APScheduler's) cancels it between two transactions; each
         step is a transaction of its own and what is due stays due, so the next start does the rest.
         The cancellation ends here: raised into APScheduler, it was logged as a failed job."""
-        self._ticking = asyncio.current_task()
         try:
             await self.tick()
         except asyncio.CancelledError:
             log.info("digest tick stopped by the shutdown; the next start picks up what is left")
-        finally:
-            self._ticking = None
 
     def start(self) -> None:
         """Run `tick` every `digest_tick_s` seconds on the running event loop."""
@@ -97,6 +93,4 @@ class DigestScheduler:
     def shutdown(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        if self._ticking is not None:
-            self._ticking.cancel()
         self.leadership.release()
