@@ -64,7 +64,12 @@ class FileStore:
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path(sha256)
         if target.exists():
-            return sha256
+            try:
+                os.utime(target)  # fresh again: the sweep of unused files counts from the last arrival
+            except FileNotFoundError:  # swept just now: written again below
+                pass
+            else:
+                return sha256
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:

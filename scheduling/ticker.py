@@ -18,6 +18,7 @@ from concierge.desk import close_idle
 from concierge.digests.catalogue import compose_due_editions
 from concierge.digests.planner import plan_all_due
 from concierge.duty import escalate_overdue
+from concierge.file_sweep import referenced, sweep_unused
 from concierge.files import FileStore
 from concierge.outbox.dispatcher import OutboxDispatcher
 from concierge.people import Context
@@ -64,15 +65,31 @@ class DigestScheduler:
             if closed:
                 log.info("auto-close: %d idle conversations closed", closed)
                 self.dispatcher.wake()
-        if self.settings.retention_days and (self._next_purge_at is None or now >= self._next_purge_at):
+        if self._next_purge_at is None or now >= self._next_purge_at:  # the hourly housekeeping
             self._next_purge_at = now + PURGE_EVERY
-            cutoff = now - timedelta(days=self.settings.retention_days)
-            store = FileStore.from_settings(self.settings)  # files no other message has go with the texts
-            purged = await self.db.run(lambda session: purge_older_than(session, cutoff, actor="retention", now=now,
-                                                                        store=store))
-            if purged:
-                log.info("retention: %d message texts purged (idle since before %s)", purged, cutoff.isoformat())
+            await self.purge(now)
+            await self.sweep_files()
         return total
+
+    async def purge(self, now: datetime) -> None:
+        """Retention (`CONCIERGE_RETENTION_DAYS`): texts of conversations idle since before the cutoff go."""
+        if not self.settings.retention_days:
+            return
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        store = FileStore.from_settings(self.settings)  # files no other message has go with the texts
+        purged = await self.db.run(lambda session: purge_older_than(session, cutoff, actor="retention", now=now,
+                                                                    store=store))
+        if purged:
+            log.info("retention: %d message texts purged (idle since before %s)", purged, cutoff.isoformat())
+
+    async def sweep_files(self) -> int:
+        """Delete stored bytes nothing refers to any more (`concierge.file_sweep`); how many went."""
+        store = FileStore.from_settings(self.settings)
+        keep = await self.db.run(referenced)
+        swept = await asyncio.to_thread(sweep_unused, store, keep)
+        if swept:
+            log.info("files: %d stored files no record uses were deleted", swept)
+        return swept
 
     async def scheduled_tick(self) -> None:
         """The scheduler's job: one `tick`. A shutdown (APScheduler's) cancels it between two transactions; each

@@ -3,9 +3,9 @@
 Items come two ways. Hand-off (the hot path): the transaction that queues an item also claims it
 when nothing earlier of its conversation is unsent, and gives it to this process's dispatcher in
 memory (`hand_over`), so a relay costs a share of one more transaction (its outcome, written
-with others while the next sends go out: `outcome_writer`), not a search. Scan: due rows are claimed by `store.claim_due`. Kinds with a registered
-`DeliveryPolicy` (digests) get its message, its check just before sending, its limiter and its
-answer to a 429.
+with others while the next sends go out: `outcome_writer`), not a search. Scan: due rows are
+claimed by `store.claim_due`. Kinds with a registered `DeliveryPolicy` (digests) get its message,
+its check just before sending, its limiter and its answer to a 429.
 """
 
 from __future__ import annotations
