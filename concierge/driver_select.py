@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select
 from sqlmodel import Session
 
+from concierge.driver_sql import driver_cursor
+
 
 class _Compiled(NamedTuple):
     sql: str
@@ -63,16 +65,10 @@ def first_row(session: Session, statement: Select[Any], params: dict[str, Any]) 
     values = {**compiled.fixed, **params}
     for name, process in compiled.bind.items():
         values[name] = process(values[name])
-    driver = session.connection().connection.driver_connection
-    if driver is None:
-        raise RuntimeError("the session's connection was closed")
-    cursor = driver.cursor()
-    try:
+    with driver_cursor(session) as cursor:
         cursor.execute(compiled.sql, tuple(values[name] for name in compiled.names) if compiled.positional
                        else values)
         raw = cursor.fetchone()
-    finally:
-        cursor.close()
     if raw is None:
         return None
     return compiled.row(*(value if process is None else process(value)

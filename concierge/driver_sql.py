@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Any
 
 from sqlmodel import Session
 
 
-def executemany(session: Session, sql: str, rows: list[tuple]) -> None:
-    """The driver's own executemany, inside the session's transaction."""
+@contextmanager
+def driver_cursor(session: Session) -> Iterator[Any]:
+    """A cursor of the driver on the session's own connection: what it runs is in the session's transaction."""
     driver = session.connection().connection.driver_connection
     if driver is None:
         raise RuntimeError("the session's connection was closed")
     cursor = driver.cursor()
     try:
-        cursor.executemany(sql, rows)
+        yield cursor
     finally:
         cursor.close()
+
+
+def executemany(session: Session, sql: str, rows: list[tuple]) -> None:
+    """The driver's own executemany, inside the session's transaction."""
+    with driver_cursor(session) as cursor:
+        cursor.executemany(sql, rows)
 
 
 @lru_cache(maxsize=4096)

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from concierge.driver_write import write
 from concierge.inbound import (
     KINDS,
     Inbound,
@@ -81,7 +82,7 @@ def record(session: Session, event: Inbound, now: datetime, *, status: str = "do
     """
     statement = _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
     written_at = getattr(event, "written_at", None)
-    inserted = session.execute(statement, {
+    inserted = write(session, statement, {
         "platform": event.address.platform,
         "event_id": event.event_id,
         "kind": KINDS[type(event)],
@@ -95,10 +96,10 @@ def record(session: Session, event: Inbound, now: datetime, *, status: str = "do
         "received_at": now,
         "handled_at": now if status == "done" else None,
         "member_told": False,
-    }).first()
+    })
     if inserted is None:
         raise AlreadyHandled(event.event_id)
-    return inserted[0]
+    return int(inserted)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from concierge.cards import member_ref, queue_card_update, staff_card
 from concierge.conversation_lookup import cards_unconfirmed, open_conversation_of
+from concierge.driver_write import write
 from concierge.duty import away_notice, on_duty_user_ids
 from concierge.flood_limit import too_fast
 from concierge.inbound import Attachment, MemberMessage, StaffReply
@@ -59,16 +60,16 @@ _TOUCH = update(table_of(Conversation)).where(table_of(Conversation).c.id == bin
 def record_message(session: Session, *, conversation_id: int, direction: str, author: str, text: str,
                    now: datetime, attachments: tuple[Attachment, ...] = ()) -> None:
     """Keep a message of the transcript (a plain insert: this is the hot path), and which stored files it has."""
-    message_id = session.execute(_INSERT_MESSAGE, {
+    message_id = write(session, _INSERT_MESSAGE, {
         "conversation_id": conversation_id, "direction": direction, "author": author, "text": text,
         "attachments": [vars(item) for item in attachments], "created_at": now,
-    }).scalar_one()
+    })
     record_files(session, message_id=message_id, conversation_id=conversation_id, attachments=attachments, now=now)
 
 
 def touch_conversation(session: Session, conversation_id: int, now: datetime, **changes: object) -> None:
     """Mark activity on a conversation (a plain update: this is the hot path)."""
-    session.connection().execute(_TOUCH, {"conversation_id": conversation_id, "last_activity_at": now, **changes})
+    write(session, _TOUCH, {"conversation_id": conversation_id, "last_activity_at": now, **changes})
 
 
 TOPIC_QUESTION = "Which topic is your question about? Pick one and it goes to the right experts."

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlmodel import Session
 
 from concierge.driver_sql import bind_time, executemany
+from concierge.driver_write import write
 from concierge.outbox.kinds import UNSENT, OutboxKind, OutboxStatus
 from concierge.platform import Address, Outbound
 from concierge.records import Conversation, OutboxItem
@@ -102,7 +103,8 @@ def enqueue(
                      session.execute(_UNSENT_IN_CONVERSATION, {"conversation_id": conversation_id}).first() is not None)
         )
     )
-    item_id = session.execute(
+    item_id = write(
+        session,
         _INSERT_ITEM,
         {
             "key": key,
@@ -118,7 +120,7 @@ def enqueue(
             "last_error": "",
             "created_at": now,
         },
-    ).scalar_one()
+    )
     if hand_off is not None:
         if claim:
             if kind == OutboxKind.THREAD_POST and not address.thread and conversation_id is not None:
