@@ -11,7 +11,7 @@ files that are:
 - older than the grace period, so a download whose message is being recorded now is left alone.
 
 `FileStore.put` renews the time of a file it already has, so bytes that come back are fresh again.
-Leftover temporary files of an interrupted download go too, after the same grace period.
+Leftover temporary files of an interrupted download (or sweep) go too, after the same grace period.
 The leader's tick runs it hourly (`scheduling.ticker`).
 """
 
@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -53,8 +54,10 @@ def _hashes_in(payloads: Iterable[object]) -> set[str]:
     return found
 
 
-def sweep_unused(store: FileStore, keep: set[str], *, grace_s: float = GRACE_S, now: float | None = None) -> int:
-    """Delete the stored files not in `keep` (and leftover temporary files) older than `grace_s`; how many went."""
+def sweep_unused(store: FileStore, keep: set[str], *, grace_s: float = GRACE_S, now: float | None = None,
+                 meanwhile: Callable[[], None] = lambda: None) -> int:
+    """Delete the stored files not in `keep` (and leftover temporary files) older than `grace_s`; how many went.
+    `meanwhile` runs between moving a file aside and deleting it (tests: a `put` arriving then)."""
     cutoff = (time.time() if now is None else now) - grace_s
     removed = 0
     if not store.root.is_dir():
@@ -65,12 +68,32 @@ def sweep_unused(store: FileStore, keep: set[str], *, grace_s: float = GRACE_S, 
         for path in folder.iterdir():
             name = path.name
             unused = (_HASH.fullmatch(name) is not None and name[:2] == folder.name and name not in keep)
-            if not (unused or name.startswith(".incoming-")):
+            if not (unused or name.startswith((".incoming-", ".sweeping-"))):
                 continue
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:  # removed meanwhile (an erase, another sweep)
-                continue
+            removed += _remove_if_old(path, cutoff, meanwhile)
     return removed
+
+
+def _remove_if_old(path: Path, cutoff: float, meanwhile: Callable[[], None]) -> int:
+    """Delete `path` if it was last written before `cutoff`; 1 if it went.
+
+    The file is first moved aside, then its time is read again: a `put` of the same bytes that
+    renewed it just before the move is seen (the file is put back), and one just after finds no
+    file and writes it anew. A plain stat-then-delete could delete bytes a `put` had just promised.
+    """
+    try:
+        if path.stat().st_mtime >= cutoff:
+            return 0
+        aside = path.with_name(f".sweeping-{path.name}")
+        path.rename(aside)
+    except FileNotFoundError:  # removed meanwhile (an erase, another sweep)
+        return 0
+    meanwhile()
+    try:
+        if aside.stat().st_mtime >= cutoff:
+            aside.replace(path)  # renewed at the last moment: kept (a copy written meanwhile has the same bytes)
+            return 0
+        aside.unlink()
+    except FileNotFoundError:
+        return 0
+    return 1

@@ -82,3 +82,22 @@ async def test_the_tick_sweeps(runtime, ticker):
     age(store, GRACE_S + 60)
     await ticker.tick()
     assert not store.has(digest)
+
+
+async def test_bytes_put_while_the_sweep_deletes_them_are_kept(runtime):
+    """Another process stores the same bytes for a new message at the very moment the sweep removes them."""
+    store = FileStore.from_settings(runtime.concierge.settings)
+    data = b"sent again by a member, a day later"
+    digest = store.put(data)
+    age(store, GRACE_S + 60)
+    assert sweep_unused(store, set(), meanwhile=lambda: store.put(data)) == 1  # the old copy went
+    assert store.read(digest) == data, "the new message's bytes are there"
+
+
+async def test_bytes_renewed_at_the_last_moment_are_put_back(runtime):
+    store = FileStore.from_settings(runtime.concierge.settings)
+    digest = store.put(b"renewed")
+    age(store, GRACE_S + 60)
+    aside = store.path(digest).with_name(f".sweeping-{digest}")
+    assert sweep_unused(store, set(), meanwhile=lambda: os.utime(aside)) == 0
+    assert store.read(digest) == b"renewed" and not aside.exists()
