@@ -111,7 +111,7 @@ class Database:
                                      self.run_sync)
         self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite and engine.url.database not in (None, "", ":memory:"):
-            self._checkpointer = WalCheckpointer(engine, checkpoint_interval_s)
+            self._checkpointer = WalCheckpointer(engine, checkpoint_interval_s, finish=self._finish_checkpoint)
 
     @classmethod
     def from_url(cls, url: str, *, synchronous: str = "normal") -> Database:
@@ -140,11 +140,23 @@ class Database:
         same moment (the hot path under load; see `concierge.group_commit` for what `work` must allow)."""
         return await self._group.run(work)
 
+    def _finish_checkpoint(self) -> None:
+        """Queue, behind the writes queued now, a checkpoint of what was written while the background
+        one ran (see `WalCheckpointer`): on the writer's thread, so no write comes in meanwhile."""
+        self._executor.submit(self._checkpoint_here)
+
+    def _checkpoint_here(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.engine.dispose()
+
+
+RESTART_FRAMES = 16384  # 64 MiB of 4 KiB pages: a write-ahead log longer than this is started again
 
 
 class WalCheckpointer:
@@ -154,13 +166,23 @@ class WalCheckpointer:
     commit then takes milliseconds: it was the whole 99th percentile of a relay. Here the bot's
     connections never checkpoint; this thread does, with PASSIVE checkpoints that never block
     readers or the writer.
+
+    Under sustained writes that alone lets the log grow without end: SQLite starts it again from
+    the top only when a write begins after a checkpoint has copied every page, and a checkpoint
+    taking tens of milliseconds never finishes before the next commit (the relay benchmark grew
+    it to 256 MiB in seven seconds). So when the log is longer than `restart_frames` after a
+    background checkpoint, `finish` has the writer's own thread copy the few pages written
+    meanwhile (a few milliseconds); its next write then starts the log from the top.
     """
 
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+    def __init__(self, engine: Engine, interval_s: float, *, restart_frames: int = RESTART_FRAMES,
+                 finish: Callable[[], object] | None = None) -> None:
         if not engine.url.database:
             raise ValueError("a WAL checkpointer needs a database file")
         self.path: str = engine.url.database
         self.interval_s = interval_s
+        self.restart_frames = restart_frames
+        self.finish = finish
         self._stop = threading.Event()
 
         @event.listens_for(engine, "connect")
@@ -170,18 +192,21 @@ class WalCheckpointer:
         self._thread = threading.Thread(target=self._run, name="concierge-wal-checkpoint", daemon=True)
         self._thread.start()
 
-    def _checkpoint(self, mode: str) -> None:
+    def _checkpoint(self, mode: str) -> int:
+        """Checkpoint; returns how many pages long the log is (0 when SQLite could not say)."""
         connection = sqlite3.connect(self.path, timeout=30)
         try:
-            connection.execute(f"PRAGMA wal_checkpoint({mode})")
+            _busy, frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         finally:
             connection.close()
+        return max(frames, 0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self._checkpoint("PASSIVE")
-            except sqlite3.Error:  # busy or gone: the next round tries again
+                if self._checkpoint("PASSIVE") > self.restart_frames and self.finish is not None:
+                    self.finish()
+            except (sqlite3.Error, RuntimeError):  # busy or gone, or the database closing: try next round
                 pass
 
     def stop(self) -> None:

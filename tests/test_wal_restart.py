@@ -1,0 +1,56 @@
+"""Under writes that never pause, SQLite's write-ahead log is still started again from the top."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from sqlalchemy import text
+
+from concierge.database import Database, create_db_engine
+
+ROW = "y" * 3000  # about one page a row
+
+
+async def test_the_log_stays_short_while_writes_never_pause(tmp_path):
+    """A background checkpoint never copies the pages written while it ran, so on its own the log
+    only grows; the writer's thread copying those few pages lets the next write start it again."""
+    path = tmp_path / "busy.db"
+    db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=0.02)
+    assert db._checkpointer is not None
+    db._checkpointer.restart_frames = 64
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
+        rows, longest = 0, 0
+        ends = time.monotonic() + 1.5
+        while time.monotonic() < ends:
+            await asyncio.gather(*(db.run(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"),
+                                                                          {"x": ROW}))
+                                   for _ in range(8)))
+            rows += 8
+            longest = max(longest, os.stat(f"{path}-wal").st_size)
+        written = rows * 4096
+        assert written > 8 * 2**20, f"the test wrote only {written} bytes: too little to tell"
+        # Without the restart the log holds every page written (more than `written`).
+        assert longest < written / 4, (longest, written)
+        count = await db.run(lambda session: session.execute(text("SELECT count(*) FROM t")).scalar())
+        assert count == rows
+    finally:
+        db.close()
+
+
+async def test_a_short_log_is_left_to_the_background(tmp_path, monkeypatch):
+    """Below `restart_frames` the writer's thread is not asked for anything."""
+    path = tmp_path / "quiet.db"
+    db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=0.02)
+    asked = []
+    monkeypatch.setattr(db, "_checkpoint_here", lambda: asked.append(1))
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
+        for _ in range(20):
+            await db.run(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"), {"x": ROW}))
+        await asyncio.sleep(0.2)
+        assert asked == []
+    finally:
+        db.close()
