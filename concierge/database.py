@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -17,6 +16,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from concierge.group_commit import GroupCommitter
+from concierge.wal_checkpointer import WalCheckpointer
 
 T = TypeVar("T")
 
@@ -154,61 +154,3 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.engine.dispose()
-
-
-RESTART_FRAMES = 16384  # 64 MiB of 4 KiB pages: a write-ahead log longer than this is started again
-
-
-class WalCheckpointer:
-    """Moves SQLite's write-ahead log into the database file from a thread of its own.
-
-    SQLite's automatic checkpoint runs inside the commit that crosses 1000 pages, and that
-    commit then takes milliseconds: it was the whole 99th percentile of a relay. Here the bot's
-    connections never checkpoint; this thread does, with PASSIVE checkpoints that never block
-    readers or the writer.
-
-    Under sustained writes that alone lets the log grow without end: SQLite starts it again from
-    the top only when a write begins after a checkpoint has copied every page, and a checkpoint
-    taking tens of milliseconds never finishes before the next commit (the relay benchmark grew
-    it to 256 MiB in seven seconds). So when the log is longer than `restart_frames` after a
-    background checkpoint, `finish` has the writer's own thread copy the few pages written
-    meanwhile (a few milliseconds); its next write then starts the log from the top.
-    """
-
-    def __init__(self, engine: Engine, interval_s: float, *, restart_frames: int = RESTART_FRAMES,
-                 finish: Callable[[], object] | None = None) -> None:
-        if not engine.url.database:
-            raise ValueError("a WAL checkpointer needs a database file")
-        self.path: str = engine.url.database
-        self.interval_s = interval_s
-        self.restart_frames = restart_frames
-        self.finish = finish
-        self._stop = threading.Event()
-
-        @event.listens_for(engine, "connect")
-        def _no_autocheckpoint(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
-
-        self._thread = threading.Thread(target=self._run, name="concierge-wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _checkpoint(self, mode: str) -> int:
-        """Checkpoint; returns how many pages long the log is (0 when SQLite could not say)."""
-        connection = sqlite3.connect(self.path, timeout=30)
-        try:
-            _busy, frames, _copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        finally:
-            connection.close()
-        return max(frames, 0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                if self._checkpoint("PASSIVE") > self.restart_frames and self.finish is not None:
-                    self.finish()
-            except (sqlite3.Error, RuntimeError):  # busy or gone, or the database closing: try next round
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)

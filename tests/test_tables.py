@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Table, create_engine, func, insert, select, update
 from sqlmodel import Session, SQLModel
 
-from concierge.database import WalCheckpointer
 from concierge.records import Member, Tier
 from concierge.tables import rows_affected, saved_id, table_of
+from concierge.wal_checkpointer import WalCheckpointer
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 

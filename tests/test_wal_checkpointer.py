@@ -1,4 +1,4 @@
-"""Under writes that never pause, SQLite's write-ahead log is still started again from the top."""
+"""SQLite's write-ahead log: synced between checkpoints, and started again from the top under writes that never pause."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 from sqlalchemy import text
 
+import concierge.wal_checkpointer as wal_checkpointer
 from concierge.database import Database, create_db_engine
 
 ROW = "y" * 3000  # about one page a row
@@ -52,5 +53,29 @@ async def test_a_short_log_is_left_to_the_background(tmp_path, monkeypatch):
             await db.run(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"), {"x": ROW}))
         await asyncio.sleep(0.2)
         assert asked == []
+    finally:
+        db.close()
+
+
+async def test_the_log_is_synced_between_checkpoints(tmp_path, monkeypatch):
+    """With `synchronous=NORMAL` only a checkpoint syncs the log; a whole second of it synced at once
+    made the writer wait. The checkpointer syncs the log's file every `flush_s` in between."""
+    path = tmp_path / "synced.db"
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def fdatasync(descriptor: int) -> None:
+        synced.append(os.path.realpath(f"/proc/self/fd/{descriptor}"))
+        real(descriptor)
+
+    monkeypatch.setattr(wal_checkpointer.os, "fdatasync", fdatasync)
+    db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=60)  # no checkpoint in this test
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
+        ends = time.monotonic() + 0.65
+        while time.monotonic() < ends:
+            await db.run(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"), {"x": ROW}))
+            await asyncio.sleep(0.01)
+        assert synced.count(os.path.realpath(f"{path}-wal")) >= 4, synced
     finally:
         db.close()
