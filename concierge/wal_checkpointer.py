@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -10,8 +11,11 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, event
 
+log = logging.getLogger(__name__)
+
 RESTART_FRAMES = 16384  # 64 MiB of 4 KiB pages: a write-ahead log longer than this is started again
 FLUSH_S = 0.1  # how often the log's new pages are synced to disk between checkpoints
+_SYNC_DATA = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 class WalCheckpointer:
@@ -71,7 +75,7 @@ class WalCheckpointer:
         except FileNotFoundError:
             return
         try:
-            os.fdatasync(descriptor)
+            _SYNC_DATA(descriptor)
         finally:
             os.close(descriptor)
 
@@ -87,6 +91,8 @@ class WalCheckpointer:
                     self.finish()
             except (sqlite3.Error, OSError, RuntimeError):  # busy or gone, or the database closing: next round
                 pass
+            except Exception:  # a bug must not end the checkpoints (the log would grow without end)
+                log.exception("write-ahead log checkpoint failed; trying again next round")
 
     def stop(self) -> None:
         self._stop.set()

@@ -62,13 +62,13 @@ async def test_the_log_is_synced_between_checkpoints(tmp_path, monkeypatch):
     made the writer wait. The checkpointer syncs the log's file every `flush_s` in between."""
     path = tmp_path / "synced.db"
     synced: list[str] = []
-    real = os.fdatasync
+    real = wal_checkpointer._SYNC_DATA
 
-    def fdatasync(descriptor: int) -> None:
+    def sync_data(descriptor: int) -> None:
         synced.append(os.path.realpath(f"/proc/self/fd/{descriptor}"))
         real(descriptor)
 
-    monkeypatch.setattr(wal_checkpointer.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(wal_checkpointer, "_SYNC_DATA", sync_data)
     db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=60)  # no checkpoint in this test
     try:
         await db.run(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
@@ -77,5 +77,28 @@ async def test_the_log_is_synced_between_checkpoints(tmp_path, monkeypatch):
             await db.run(lambda session: session.execute(text("INSERT INTO t VALUES (:x)"), {"x": ROW}))
             await asyncio.sleep(0.01)
         assert synced.count(os.path.realpath(f"{path}-wal")) >= 4, synced
+    finally:
+        db.close()
+
+
+async def test_an_unexpected_error_does_not_end_the_checkpoints(tmp_path, monkeypatch, caplog):
+    """The thread logs a bug and goes on: stopped, it would leave the log to grow without end."""
+    path = tmp_path / "bug.db"
+    calls: list[str] = []
+    real = wal_checkpointer.WalCheckpointer._checkpoint
+
+    def checkpoint(self, mode: str) -> int:
+        calls.append(mode)
+        if len(calls) == 1:
+            raise ValueError("a bug")
+        return real(self, mode)
+
+    monkeypatch.setattr(wal_checkpointer.WalCheckpointer, "_checkpoint", checkpoint)
+    db = Database(create_db_engine(f"sqlite:///{path}"), checkpoint_interval_s=0.05)
+    try:
+        await db.run(lambda session: session.execute(text("CREATE TABLE t (x TEXT)")))
+        await asyncio.sleep(0.5)
+        assert len(calls) >= 3
+        assert "write-ahead log checkpoint failed" in caplog.text
     finally:
         db.close()
