@@ -61,12 +61,31 @@ def write(session: Session, statement: Insert | Update, params: dict[str, Any]) 
     """Run `statement` with `params` in the session's transaction; the first value a RETURNING gives
     (None when it gives no row, e.g. an insert that did nothing on conflict; or without RETURNING)."""
     compiled = _compile(statement, session, params)
+    with driver_cursor(session) as cursor:
+        cursor.execute(compiled.sql, _converted(compiled, params))
+        row = cursor.fetchone() if compiled.returns else None
+    return None if row is None else row[0]
+
+
+def write_many(session: Session, statement: Insert | Update, rows: list[dict[str, Any]]) -> None:
+    """`write` for each of `rows` (the same parameter names in each), in one `executemany` of the driver:
+    on PostgreSQL one round trip for them all. No RETURNING."""
+    if not rows:
+        return
+    compiled = _compile(statement, session, rows[0])
+    if compiled.returns:
+        raise ValueError("write_many: a statement with RETURNING gives one row per execution")
+    names = rows[0].keys()
+    if any(row.keys() != names for row in rows):
+        raise ValueError("write_many: every row must have the same parameter names")
+    with driver_cursor(session) as cursor:
+        cursor.executemany(compiled.sql, [_converted(compiled, row) for row in rows])
+
+
+def _converted(compiled: _Compiled, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+    """The parameters as the driver takes them: defaults added, enums as values, the column types' conversion."""
     values = {**compiled.defaults,
               **{name: value.value if isinstance(value, Enum) else value for name, value in params.items()}}
     for name, process in compiled.bind:
         values[name] = process(values[name])
-    with driver_cursor(session) as cursor:
-        cursor.execute(compiled.sql, tuple(values[name] for name in compiled.names) if compiled.positional
-                       else values)
-        row = cursor.fetchone() if compiled.returns else None
-    return None if row is None else row[0]
+    return tuple(values[name] for name in compiled.names) if compiled.positional else values

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 
-from concierge.driver_write import write
+from concierge.driver_write import write, write_many
 from concierge.outbox.kinds import OutboxKind, OutboxStatus
 from concierge.records import OutboxItem
 from concierge.tables import table_of
@@ -70,3 +70,33 @@ async def test_a_write_whose_column_default_is_computed_is_refused(runtime):
                   Column("at", DateTime, default=lambda: MOMENT))
     with pytest.raises(ValueError, match="no value for 'at'"):
         runtime.db.run_sync(lambda session: write(session, insert(table), {"id": 1}))
+
+
+MARK = update(ITEMS).where(ITEMS.c.id == bindparam("item_id"))
+
+
+async def test_write_many_stores_what_sqlalchemy_executemany_stores(runtime):
+    def both(session):
+        ids = [write(session, INSERT, values(f"many-{n}")) for n in range(4)]
+        rows = [{"item_id": item_id, "status": OutboxStatus.SENT, "sent_at": MOMENT, "lease_until": None,
+                 "sent_message_id": f"m{item_id}"} for item_id in ids]
+        write_many(session, MARK, rows[:2])
+        session.connection().execute(MARK, rows[2:])
+        return ids, [stored(session, item_id) for item_id in ids]
+
+    ids, (mine_a, mine_b, theirs_a, theirs_b) = runtime.db.run_sync(both)
+    assert mine_a["status"] == OutboxStatus.SENT and mine_a["sent_at"] == MOMENT
+    for mine, theirs in ((mine_a, theirs_a), (mine_b, theirs_b)):
+        assert {**mine, "sent_message_id": ""} == {**theirs, "sent_message_id": ""}
+    assert (mine_a["sent_message_id"], mine_b["sent_message_id"]) == (f"m{ids[0]}", f"m{ids[1]}")
+
+
+async def test_write_many_refuses_rows_of_different_names_and_returning(runtime):
+    def mixed(session):
+        write_many(session, MARK, [{"item_id": 1, "status": OutboxStatus.SENT},
+                                   {"item_id": 2, "last_error": "x"}])
+
+    with pytest.raises(ValueError, match="same parameter names"):
+        runtime.db.run_sync(mixed)
+    with pytest.raises(ValueError, match="RETURNING"):
+        runtime.db.run_sync(lambda session: write_many(session, INSERT, [values("r1"), values("r2")]))

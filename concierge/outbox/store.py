@@ -18,6 +18,7 @@ from sqlalchemy import BindParameter, Select, and_, bindparam, exists, or_, sele
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from concierge.driver_write import write_many
 from concierge.outbox.kinds import LEASED, UNSENT, OutboxKind, OutboxStatus
 from concierge.outbox.outcome import Cancelled, Failed, Outcome, RateLimited, RetryLater, Sent
 from concierge.outbox.policy import DeliveryPolicy
@@ -117,12 +118,9 @@ def record(session: Session, outcomes: list[Outcome], now: datetime, *, max_atte
            backoff: Callable[[int], float]) -> bool:
     """Write the outcomes not written yet; True when a failure report was queued (a scan is due)."""
     sent = [o for o in outcomes if isinstance(o, Sent) and not o.recorded]
-    if sent:
-        session.connection().execute(  # a Core statement: the ORM session's execute only adds cost
-            _MARK_SENT,
-            [{"item_id": o.item.id, "status": OutboxStatus.SENT, "sent_at": now, "lease_until": None,
-              "sent_message_id": o.ref.message_id} for o in sent],
-        )
+    if sent:  # straight through the driver: SQLAlchemy's executemany was a tenth of the database thread's time
+        write_many(session, _MARK_SENT, [{"item_id": o.item.id, "status": OutboxStatus.SENT, "sent_at": now,
+                                          "lease_until": None, "sent_message_id": o.ref.message_id} for o in sent])
     reported = False
     for outcome in outcomes:
         if isinstance(outcome, Sent):
