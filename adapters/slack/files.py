@@ -8,20 +8,23 @@ in an event, is never fetched, and the bot token never leaves for another host.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import message_fields
 from adapters.slack.limits import MAX_FILE_BYTES
+from adapters.slack.uploads import upload_file
 from concierge.files import FilePolicy, FileStore, clean_file_name, guess_mime, human_size, refused, take_in
 from concierge.inbound import Attachment, Inbound, MemberMessage, StaffReply
-from concierge.platform import Outbound
+from concierge.platform import Outbound, PlatformDown, RateLimited, Unreachable
 from concierge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,11 +52,13 @@ class SlackFiles:
     """Downloads the files of Slack messages into the store, and uploads stored files to Slack."""
 
     def __init__(self, client: AsyncWebClient, store: FileStore, policy: FilePolicy,
-                 hosts: tuple[str, ...] = FILE_HOSTS) -> None:
+                 hosts: tuple[str, ...] = FILE_HOSTS,
+                 pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.client = client
         self.store = store
         self.policy = policy
         self.hosts = hosts
+        self.pause = pause  # between upload attempts (tests: no wait)
 
     def on_slack_host(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -98,8 +103,9 @@ class SlackFiles:
     async def upload(self, channel: str, thread: str, message: Outbound) -> None:
         """Upload `message.files` into `channel` (in `thread`); a file that cannot go is said there.
 
-        Runs after the text was posted (which carries the outbox key): a failure here is not retried
-        (the text would be posted again) but told in the same place, so nothing goes silently.
+        Runs after the text was posted (which carries the outbox key). Each file is tried again
+        where that cannot show it twice (`adapters.slack.uploads`); one that still fails is told in
+        the same place, not retried with the message (the text would be posted again).
         """
         failed = []
         for ref in message.files:
@@ -107,13 +113,12 @@ class SlackFiles:
                 failed.append((ref, f"it is larger than Slack's {human_size(MAX_UPLOAD_BYTES)} limit"))
                 continue
             try:
-                data = self.store.read(ref.sha256)
-                await self.client.files_upload_v2(channel=channel, thread_ts=thread or None, file=data,
-                                                  filename=ref.name, title=ref.name)
+                await upload_file(self.client, channel, thread, ref.name, self.store.read(ref.sha256),
+                                  pause=self.pause)
             except FileNotFoundError:
                 failed.append((ref, "it is no longer kept"))
-            except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as error:
-                log.warning("could not upload %s to Slack: %s", ref.name, type(error).__name__)
+            except (PlatformDown, RateLimited, Unreachable) as error:
+                log.warning("could not upload %s to Slack: %s", ref.name, error)
                 failed.append((ref, "the upload failed"))
         if failed:
             lines = "\n".join(f"- {ref.name} ({human_size(ref.size)}): {why}" for ref, why in failed)

@@ -28,8 +28,9 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "users.info": ("users:read",),  # people's display names: staff see names, not ids
     "views.publish": (),  # the App Home tab
     "views.open": (),  # a form of the core (the rating comment) as a modal
-    "files.getUploadURLExternal": ("files:write",),  # relayed files, the stats chart (files_upload_v2)
+    "files.getUploadURLExternal": ("files:write",),  # relayed files (adapters.slack.uploads), the stats chart
     "files.completeUploadExternal": ("files:write",),  # ...shared there once uploaded
+    "files.info": ("files:read",),  # ...whether a share whose answer was lost arrived
 }
 
 # SDK helpers the adapter calls that are no Web API method themselves -> the methods they call.

@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.platform import neutral_errors
+from adapters.slack.web_errors import neutral_errors
 from concierge.platform import PlatformError
 
 log = logging.getLogger(__name__)

@@ -41,6 +41,8 @@ def documented_scopes(method: str, args: dict[str, Any]) -> tuple[str, ...] | No
         return ()
     if method in ("files.getUploadURLExternal", "files.completeUploadExternal"):
         return ("files:write",)
+    if method == "files.info":
+        return ("files:read",)
     if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
         return ("chat:write",)
     if method == "conversations.open":
@@ -358,6 +360,8 @@ class FakeSlack:
             return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{upload.id}", "file_id": upload.id}
         if method == "files.completeUploadExternal":
             return self._complete_upload(args)
+        if method == "files.info":
+            return self._file_info(str(args.get("file") or ""))
         return {"ok": False, "error": "unknown_method"}
 
     # History (catch-up, find_sent).
@@ -429,6 +433,20 @@ class FakeSlack:
                                   str(args.get("thread_ts") or "")))
         return {"ok": True, "files": [{"id": upload.id, "name": upload.filename, "title": title, "size": upload.length}
                                       for upload, title in zip(uploads, titles, strict=True)]}
+
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        """files.info: the file and where it is shared (`shares`: public or private, by channel)."""
+        upload = self.uploads.get(file_id)
+        if upload is None:
+            return {"ok": False, "error": "file_not_found"}
+        shares: dict[str, dict[str, list[dict[str, str]]]] = {}
+        for shared in self.shared:
+            if any(item.id == file_id for item in shared.files):
+                kind = "public" if shared.channel.startswith("C") else "private"
+                shares.setdefault(kind, {}).setdefault(shared.channel, []).append(
+                    {"ts": f"{time.time():.6f}", "thread_ts": shared.thread_ts})
+        return {"ok": True, "file": {"id": upload.id, "name": upload.filename, "size": upload.length,
+                                     "shares": shares}}
 
     # response_url webhooks (slash command and button answers).
 

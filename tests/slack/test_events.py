@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from sqlmodel import select
 
+from adapters.slack.uploads import UPLOAD_ATTEMPTS
 from concierge.app import FAILED
 from concierge.commands import Command, CommandRegistry, Param
 from concierge.digests.cadence import Cadence
@@ -320,12 +322,40 @@ async def test_a_file_host_redirect_is_not_followed_with_the_token(bot):
     assert "[file not passed on] plan.pdf (6 bytes): it could not be downloaded" in driver.thread_texts(thread)[1]
 
 
-async def test_an_upload_slack_refuses_is_said_in_the_thread(bot):
+async def test_an_upload_slack_keeps_refusing_is_said_in_the_thread(bot):
     driver, thread = await desk_with_question(bot)
-    bot.fake.fail("files.completeUploadExternal", error="internal_error")
+    bot.fake.fail("files.completeUploadExternal", error="internal_error", times=None)
     files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
     await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
     await driver.settle()
     texts = driver.thread_texts(thread)
     assert texts[1] == "alice: My plan\n[file] plan.pdf (8 bytes)"
     assert texts[2] == "A file could not be passed on:\n- plan.pdf (8 bytes): the upload failed"
+    assert len(bot.fake.calls_to("files.completeUploadExternal", ok_only=False)) == UPLOAD_ATTEMPTS
+    assert bot.fake.shared == []
+
+
+@pytest.mark.parametrize("method", ["files.getUploadURLExternal", "files.completeUploadExternal"])
+async def test_an_upload_that_failed_once_is_tried_again_and_shared_once(bot, method):
+    driver, thread = await desk_with_question(bot)
+    bot.fake.fail(method, error="internal_error", status=500)
+    files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    [shared] = bot.fake.shared
+    assert (shared.channel, shared.thread_ts, shared.files[0].data) == (STAFF, thread, b"%PDF-1.4")
+    assert driver.thread_texts(thread)[1:] == ["alice: My plan\n[file] plan.pdf (8 bytes)"]
+
+
+async def test_a_share_whose_answer_was_lost_is_asked_about_not_shared_again(bot):
+    """Slack shared the file but its answer was a 500: files.info shows it in the thread's channel."""
+    driver, thread = await desk_with_question(bot)
+    bot.fake.fail("files.completeUploadExternal", error="internal_error", status=500, store=True)
+    files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    [shared] = bot.fake.shared
+    assert shared.channel == STAFF
+    assert len(bot.fake.calls_to("files.completeUploadExternal", ok_only=False)) == 1
+    assert len(bot.fake.calls_to("files.info")) == 1
+    assert driver.thread_texts(thread)[1:] == ["alice: My plan\n[file] plan.pdf (8 bytes)"]
