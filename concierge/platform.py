@@ -178,3 +178,12 @@ class FindsSent(Protocol):
 
     async def find_sent(self, address: Address, message: Outbound, *, opens_thread: bool = False
                         ) -> MessageRef | None: ...
+
+
+class CompletesSent(Protocol):
+    """Optional, with `FindsSent`: finish what `send` does after its post, for a message `find_sent`
+    found (the attempt that posted it may have stopped there). Slack: upload the message's files
+    not in its thread yet. A platform whose message and files are one post (Discord) needs none.
+    """
+
+    async def complete_sent(self, ref: MessageRef, message: Outbound) -> None: ...

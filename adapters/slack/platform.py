@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -142,6 +144,35 @@ class SlackPlatform:
             if not cursor or (not in_thread and seen >= FIND_SENT_LIMIT):
                 return None
         return None
+
+    async def complete_sent(self, ref: MessageRef, message: Outbound) -> None:
+        """After `find_sent` found the post of `message`: upload its files not shown after it yet.
+
+        The earlier attempt posted the text, then stopped before or during its uploads (an answer
+        lost, a crash). The files it shared are messages of the bot after the post, in the same
+        thread (or, for a top-level post, the channel); only the others are uploaded now.
+        """
+        if not message.files or self.files is None:
+            return
+        channel, thread, shown = ref.address.channel, ref.address.thread, Counter[str]()
+        cursor = ""
+        for _ in range(FIND_SENT_PAGES):
+            if thread:
+                page, cursor = await self.replies_page(channel, thread, oldest=ref.message_id, cursor=cursor)
+            else:
+                page, cursor = await self.history_page(channel, oldest=ref.message_id, cursor=cursor)
+            shown.update(file.get("name", "") for posted in page if posted.get("bot_id")
+                         for file in posted.get("files") or [])
+            if not cursor:
+                break
+        missing = []
+        for file in message.files:
+            if shown[file.name]:
+                shown[file.name] -= 1
+            else:
+                missing.append(file)
+        if missing:
+            await self.files.upload(channel, thread, replace(message, files=tuple(missing)))
 
     # Reading back (catch-up, find_sent): one page per call, with the cursor of the next ("" at the end).
 

@@ -227,6 +227,7 @@ class OutboxDispatcher:
             if item.maybe_sent:
                 found = await self._find_sent(platform, item)
                 if found is not None:
+                    await self._complete_sent(platform, found, item)
                     return await self._sent(item, found, record_now)
             if record_now:
                 # Recorded at once, not with the batch: a crash then repeats at most the one
@@ -286,6 +287,12 @@ class OutboxDispatcher:
         if found is not None:
             log.info("outbox item %s had reached %s already: not sent again", item.id, item.platform)
         return found
+
+    async def _complete_sent(self, platform: Platform, ref: MessageRef, item: Claimed) -> None:
+        """What a send does after its post, if the attempt `find_sent` found was cut short (`CompletesSent`)."""
+        complete = getattr(platform, "complete_sent", None)
+        if complete is not None and item.message.files:
+            await complete(ref, item.message)
 
     def _record(self, session: Session, outcomes: list[Outcome], scan: bool) -> list[Claimed]:
         """Write the outcomes; then, if asked, claim the next due batch in the same transaction."""

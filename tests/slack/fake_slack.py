@@ -429,8 +429,16 @@ class FakeSlack:
             return {"ok": False, "error": "file_not_found"}  # never announced, or its bytes never arrived
         channel = str(args.get("channel_id") or args.get("channels") or "")
         titles = [str(item.get("title") or upload.filename) for item, upload in zip(files, uploads, strict=True)]
-        self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or ""),
-                                  str(args.get("thread_ts") or "")))
+        thread = str(args.get("thread_ts") or "")
+        self.shared.append(Shared(channel, uploads, titles, str(args.get("initial_comment") or ""), thread))
+        # The share shows in the channel (or thread) as a message of the bot carrying the files.
+        message: dict[str, Any] = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "upload": True,
+                                   "text": str(args.get("initial_comment") or ""), "ts": self.next_ts(), "team": TEAM,
+                                   "files": [{"id": upload.id, "name": upload.filename, "title": title}
+                                             for upload, title in zip(uploads, titles, strict=True)]}
+        if thread:
+            message["thread_ts"] = thread
+        self._store(channel, message)
         return {"ok": True, "files": [{"id": upload.id, "name": upload.filename, "title": title, "size": upload.length}
                                       for upload, title in zip(uploads, titles, strict=True)]}
 

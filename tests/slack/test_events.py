@@ -14,9 +14,10 @@ from concierge.commands import Command, CommandRegistry, Param
 from concierge.digests.cadence import Cadence
 from concierge.digests.catalogue import create_digest
 from concierge.digests.subscriptions import subscribe
+from concierge.outbox.kinds import OutboxStatus
 from concierge.people import Role, member_of
 from concierge.platform import Button, Card
-from concierge.records import InboxItem
+from concierge.records import InboxItem, OutboxItem
 from concierge.replies import Reply
 from tests.contract.scenarios import setup_desk
 from tests.slack.driver import SlackDriver, dm_channel, user_id
@@ -359,3 +360,48 @@ async def test_a_share_whose_answer_was_lost_is_asked_about_not_shared_again(bot
     assert len(bot.fake.calls_to("files.completeUploadExternal", ok_only=False)) == 1
     assert len(bot.fake.calls_to("files.info")) == 1
     assert driver.thread_texts(thread)[1:] == ["alice: My plan\n[file] plan.pdf (8 bytes)"]
+
+
+async def test_a_post_whose_answer_was_lost_gets_its_files_when_found(bot, clock):
+    """Slack took the thread post but answered 500, so the upload after it never ran. The retry finds the
+    post by its metadata (not posted again) and uploads the file under it, once."""
+    driver, thread = await desk_with_question(bot)
+    bot.fake.fail("chat.postMessage", status=500, store=True, when=lambda args: args.get("thread_ts") == thread)
+    files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    assert bot.fake.shared == []
+    clock.advance(10)
+    await driver.settle()
+    assert [message["text"] for message in bot.fake.history(STAFF)
+            if message.get("thread_ts") == thread and "My plan" in message.get("text", "")] == [
+        "alice: My plan\n[file] plan.pdf (8 bytes)"]
+    [shared] = bot.fake.shared
+    assert (shared.channel, shared.thread_ts, shared.files[0].data) == (STAFF, thread, b"%PDF-1.4")
+    clock.advance(10)
+    await driver.settle()
+    assert len(bot.fake.shared) == 1
+
+
+async def test_files_already_under_a_found_post_are_not_uploaded_again(bot, clock):
+    """A crash after the post and its upload, before the outcome was written: the item goes again as
+    `maybe_sent`; the post is found and so is its file under it, so nothing is posted or uploaded twice."""
+    driver, thread = await desk_with_question(bot)
+    files = [bot.fake.host_file("plan.pdf", b"%PDF-1.4", "application/pdf")]
+    await bot.post_event(dm("alice", "My plan", subtype="file_share", files=files))
+    await driver.settle()
+    assert len(bot.fake.shared) == 1
+    posts = len(bot.fake.calls_to("chat.postMessage"))
+
+    def as_after_a_crash(session) -> list[int]:
+        items = session.exec(select(OutboxItem).where(OutboxItem.status == OutboxStatus.SENT)).all()
+        found = [item for item in items if "My plan" in item.payload.get("text", "")]
+        for item in found:
+            item.status, item.maybe_sent, item.next_attempt_at = OutboxStatus.PENDING, True, clock.now()
+        return [item.id for item in found]
+
+    assert len(bot.runtime.db.run_sync(as_after_a_crash)) == 1
+    await driver.settle()
+    assert len(bot.fake.shared) == 1
+    assert len(bot.fake.calls_to("chat.postMessage")) == posts
+    assert [call.args.get("ts") for call in bot.fake.calls_to("conversations.replies")][-1:] == [thread]
