@@ -22,7 +22,7 @@ from discord.ext import commands
 
 from adapters.discord.catch_up import DiscordCatchUp
 from concierge.app import NotRecorded, Receipt
-from concierge.inbound import Attachment, Inbound, MemberMessage, StaffReply
+from concierge.inbound import Inbound, MemberMessage, StaffReply
 from concierge.platform import Address
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 PEOPLE_WRITE = (discord.MessageType.default, discord.MessageType.reply)  # not joins, pins, thread notices
 THREAD_TYPES = {10, 11, 12}  # announcement, public and private thread channel types
-
-
-def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    return tuple(Attachment(item.filename, item.url, item.size) for item in message.attachments)
 
 
 def edit_event_id(message: discord.Message) -> str:
@@ -174,7 +170,7 @@ class RelayCog(commands.Cog):
             event_id=edit_event_id(message),
             address=Address("discord", str(message.channel.id), str(message.author.id)),
             text=message.content,
-            attachments=attachments_of(message),
+            attachments=(),  # the files went with the message (Discord's client cannot add any in an edit)
             display_name=message.author.display_name,
             edited=True,
             written_at=message.edited_at,

@@ -47,6 +47,22 @@ async def test_an_edit_is_relayed_as_an_edit_notice_once_per_edit(world):
         "two edits, each relayed once; the redelivery and the unfurl are not")
 
 
+async def test_an_edit_of_a_message_with_a_file_relays_the_text_not_the_file_again(world):
+    """Discord's client cannot add files in an edit: the file went with the message, as on Slack."""
+    thread = await open_conversation(world)
+    attachment = world.fake.attachment(world.dm_channel("alice"), "plan.pdf", b"%PDF-1.4", "application/pdf")
+    message = await world.dm("alice", "My plan", attachments=[attachment])
+    await world.settle()
+    await world.edit_dm(message, "My new plan")
+    await world.settle()
+    texts = world.thread_texts(thread)
+    assert "alice: My plan\n[file] plan.pdf (8 bytes)" in texts
+    assert [text for text in texts if "(edited)" in text] == ["alice: (edited) My new plan"]
+    uploads = [upload for call in world.fake.calls_to("POST", rf"/channels/{thread}/messages") for upload in call.files]
+    assert [upload.filename for upload in uploads] == ["plan.pdf"]
+    assert world.fake.cdn_reads == [int(attachment["id"])]
+
+
 async def test_attachments_are_read_from_the_cdn_and_attached_in_the_thread(world):
     thread = await open_conversation(world)
     data = b"%PDF-1.4 " + bytes(range(256))
