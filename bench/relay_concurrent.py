@@ -38,7 +38,6 @@ from concierge.platform import Address, MessageRef, Outbound
 from concierge.relay import record_message
 from concierge.settings import Settings
 
-
 SETTLE_S = 2.0  # between the saturated and the paced run: two checkpoint intervals
 
 
