@@ -8,10 +8,8 @@ in an event, is never fetched, and the bot token never leaves for another host.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,13 +50,11 @@ class SlackFiles:
     """Downloads the files of Slack messages into the store, and uploads stored files to Slack."""
 
     def __init__(self, client: AsyncWebClient, store: FileStore, policy: FilePolicy,
-                 hosts: tuple[str, ...] = FILE_HOSTS,
-                 pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 hosts: tuple[str, ...] = FILE_HOSTS) -> None:
         self.client = client
         self.store = store
         self.policy = policy
         self.hosts = hosts
-        self.pause = pause  # between upload attempts (tests: no wait)
 
     def on_slack_host(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -113,8 +109,7 @@ class SlackFiles:
                 failed.append((ref, f"it is larger than Slack's {human_size(MAX_UPLOAD_BYTES)} limit"))
                 continue
             try:
-                await upload_file(self.client, channel, thread, ref.name, self.store.read(ref.sha256),
-                                  pause=self.pause)
+                await upload_file(self.client, channel, thread, ref.name, self.store.read(ref.sha256))
             except FileNotFoundError:
                 failed.append((ref, "it is no longer kept"))
             except (PlatformDown, RateLimited, Unreachable) as error:

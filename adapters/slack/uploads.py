@@ -11,7 +11,6 @@ is tried again: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -27,8 +26,7 @@ UPLOAD_BACKOFF_CAP_S = 2.0
 BYTES_TIMEOUT_S = 120.0
 
 
-async def upload_file(client: AsyncWebClient, channel: str, thread: str, name: str, data: bytes, *,
-                      pause: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+async def upload_file(client: AsyncWebClient, channel: str, thread: str, name: str, data: bytes) -> None:
     """Share `data` as file `name` in `channel` (in `thread`), trying up to `UPLOAD_ATTEMPTS` times.
 
     Raises the core's errors (`concierge.platform`) when it finally could not: `Unreachable` at
@@ -53,7 +51,7 @@ async def upload_file(client: AsyncWebClient, channel: str, thread: str, name: s
             if attempt == UPLOAD_ATTEMPTS:
                 raise
             wait = max(error.retry_after, backoff_s(attempt, UPLOAD_BACKOFF_S, UPLOAD_BACKOFF_CAP_S))
-        await pause(wait)
+        await asyncio.sleep(wait)
 
 
 async def _announce_and_send(client: AsyncWebClient, name: str, data: bytes) -> str:
