@@ -93,6 +93,11 @@ class Conversation(SQLModel, table=True):
 class Message(SQLModel, table=True):
     """A line of a conversation's transcript: from or to the member, a staff note, an event (see `Direction`)."""
 
+    # A conversation's lines by direction and time: the flood limit counts the member's last minute
+    # and the waiting list finds the last answer without reading the whole transcript (which grows
+    # with the conversation; `ix_message_conversation_id` keeps the transcript's order).
+    __table_args__ = (Index("ix_message_recent", "conversation_id", "direction", "created_at"),)
+
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", index=True)
     direction: str = Field(max_length=16)  # a Direction (concierge/states.py): in | out | internal | event | dropped

@@ -72,3 +72,37 @@ async def test_the_open_conversation_comes_with_its_flood_count_and_whether_anyt
     thread = Address(conversation.staff_platform, conversation.staff_channel, "bob", conversation.staff_thread)
     in_thread = runtime.db.run_sync(lambda session: conversation_in_thread_with_unsent(session, thread))
     assert (in_thread.id, in_thread.unsent) == (conversation.id, False)
+
+
+async def test_the_flood_count_reads_the_last_minute_not_the_whole_transcript(runtime, desk, clock):
+    """A member's message counts their lines of the last minute through `ix_message_recent`
+    (conversation, direction, time): its cost does not grow with the conversation's transcript.
+    Without that index the database reads every line of the conversation to count a few."""
+    from concierge.driver_select import _compile
+    from concierge.relay_lookup import _OPEN_WITH_COUNTS
+
+    await desk.command("admin", "member add alice premium")
+    await runtime.concierge.handle(MemberMessage("m1", LocalPlatform.dm_address("alice"), "a question"))
+    [conversation] = rows(runtime, Conversation)
+
+    def plan(session) -> str:
+        compiled = _compile(_OPEN_WITH_COUNTS, session, {"member_id": 0, "since": None})
+        values = {"member_id": conversation.member_id, "since": clock.now()}
+        params = {**compiled.fixed, **{name: compiled.bind.get(name, lambda v: v)(value)
+                                       for name, value in values.items()}}
+        driver = session.connection().connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            if runtime.db.is_sqlite:
+                cursor.execute("EXPLAIN QUERY PLAN " + compiled.sql, tuple(params[name] for name in compiled.names))
+                return "\n".join(row[-1] for row in cursor.fetchall())
+            cursor.execute("SET LOCAL enable_seqscan = off")  # the tables are tiny: judge the indexes alone
+            cursor.execute("EXPLAIN " + compiled.sql, params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+
+    found = runtime.db.run_sync(plan)
+    assert "ix_message_recent" in found, found
+    if runtime.db.is_sqlite:
+        assert "COVERING INDEX ix_message_recent (conversation_id=? AND direction=? AND created_at>?)" in found, found
