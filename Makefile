@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -q
 
-.PHONY: install run demo test bench-relay bench-fanout bench-scale chaos clean
+.PHONY: install run demo test bench-relay bench-relay-cost bench-fanout bench-scale chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: $(STAMP)  ## lint, type-check, then run the whole suite (SQLite and a thro
 
 bench-relay: $(STAMP)  ## relay throughput and latency on SQLite and PostgreSQL
 	$(BIN)/python -m bench.relay
+
+bench-relay-cost: $(STAMP)  ## what a relay costs in a conversation of 20 lines and of 5,000, on SQLite and PostgreSQL
+	$(BIN)/python -m bench.relay_cost
 
 bench-fanout: $(STAMP)  ## digest fan-out under a rate limit; planning a million subscriptions; 3 processes, one budget
 	$(BIN)/python -m bench.fanout

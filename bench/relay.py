@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--concurrent-members", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10, help="messages each concurrent member sends")
+    parser.add_argument("--paced-per-s", type=float, default=None,
+                        help="pace the latency run at this many relays a second, not at half the throughput "
+                             "found (to compare two versions at the same load)")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
@@ -135,7 +138,8 @@ def main() -> None:
                 upgrade(url)
                 settings = Settings(_env_file=None, database_url=SecretStr(url), admins=["local:admin"],
                                     member_messages_per_minute=1_000_000)
-                found = asyncio.run(measure_concurrent(settings, args.concurrent_members, args.rounds))
+                found = asyncio.run(measure_concurrent(settings, args.concurrent_members, args.rounds,
+                                                            paced_per_s=args.paced_per_s))
                 limit, limit_cpu_us = asyncio.run(measure_limit(settings, found.conversations,
                                                                 args.concurrent_members, 2 * args.rounds))
             finally:
