@@ -94,7 +94,8 @@ def _ask_for_rating(session: Session, ctx: Context, conversation: Conversation) 
     """Once per conversation, and only if someone answered it."""
     key = f"rating-request:{conversation.id}"
     if conversation.first_response_at is None or session.exec(
-            select(OutboxItem.id).where(OutboxItem.key == key)).first() is not None:
+            select(OutboxItem.id).where(OutboxItem.key == key, col(OutboxItem.edition_id).is_(None))  # by uq_outbox_key
+            ).first() is not None:
         return
     buttons = tuple(Button(str(score), "rate", f"{conversation.id}:{score}") for score in range(1, 6))
     enqueue(session, key=key, kind=POST,

@@ -66,6 +66,9 @@ class Conversation(SQLModel, table=True):
     __table_args__ = (
         Index("ix_conversation_staff_thread", "staff_platform", "staff_thread"),
         Index("ix_conversation_member_status", "member_id", "status"),
+        # The scheduler's escalations and idle closes, the waiting list and App Home read the open
+        # conversations only; closed ones pile up for ever and must not be read each time.
+        Index("ix_conversation_status", "status", "last_activity_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -180,6 +183,9 @@ class InboxItem(SQLModel, table=True):
               sqlite_where=text("status IN ('pending', 'processing')"),
               postgresql_where=text("status IN ('pending', 'processing')")),
         Index("ix_inbox_place", "platform", "place", "written_at"),
+        # The file sweep keeps the files of every event not done; done rows (nearly all) skip it.
+        Index("ix_inbox_kept", "status", sqlite_where=text("status != 'done'"),
+              postgresql_where=text("status != 'done'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

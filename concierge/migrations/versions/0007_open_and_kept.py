@@ -1,0 +1,26 @@
+"""indexes for the reads that ran over every row: open conversations by status, inbound events not done
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-26
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0007'
+down_revision: str | None = '0006'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_conversation_status', 'conversation', ['status', 'last_activity_at'], unique=False)
+    op.create_index('ix_inbox_kept', 'inboxitem', ['status'], unique=False,
+                    sqlite_where=sa.text("status != 'done'"), postgresql_where=sa.text("status != 'done'"))
+
+
+def downgrade() -> None:
+    op.drop_index('ix_inbox_kept', table_name='inboxitem')
+    op.drop_index('ix_conversation_status', table_name='conversation')

@@ -1,0 +1,76 @@
+"""The recurring reads go through indexes: none reads every conversation, message, outbox item or
+inbound event ever written. Those tables only grow (closed conversations, sent messages and
+handled events stay), so a read over all of them runs longer every day, on the one database
+thread that every relay also waits for.
+
+SQLite's `EXPLAIN QUERY PLAN` of each statement the bot ran is read: "SCAN <table>" is a read
+of the whole table (or of a whole index of it), "SEARCH" a lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+from sqlalchemy import event
+
+from adapters.local.platform import LocalPlatform
+from concierge.bootstrap import build_runtime
+from tests.conftest import make_settings
+from tests.contract.driver import tick
+from tests.contract.local_driver import LocalDriver
+
+GROWING = ("conversation", "message", "outboxitem", "inboxitem")
+# Indexes that hold only the rows still in play: a scan of one of them is bounded by the live work.
+BOUNDED = ("ix_inbox_kept",)
+
+
+def full_scans(engine, statements: list[str]) -> list[str]:
+    """The plan lines that read a growing table whole, with their statements."""
+    found = []
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        for sql in set(statements):
+            if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE", "WITH")):
+                continue
+            for *_, detail in driver.execute("EXPLAIN QUERY PLAN " + sql).fetchall():
+                scanned = re.match(r"SCAN (\w+)", detail)
+                if scanned and scanned.group(1) in GROWING and not any(index in detail for index in BOUNDED):
+                    found.append(f"{detail}: {' '.join(sql.split())[:300]}")
+    return found
+
+
+async def test_the_tick_and_the_desk_read_only_what_is_in_play(tmp_path, sqlite_template, clock):
+    path = tmp_path / "concierge.db"
+    shutil.copy(sqlite_template, path)
+    settings = make_settings(f"sqlite:///{path}", auto_close_hours=1.0)
+    platform = LocalPlatform()
+    runtime = build_runtime(settings, {"local": platform}, clock=clock)
+    desk = LocalDriver(runtime, platform)
+    try:
+        await desk.command("admin", "member add alice premium")
+        await desk.command("admin", "member add carol premium")
+        await desk.command("admin", "expert add bob nutrition")
+        await desk.member_writes("alice", "nutrition: protein after a run?")
+        await desk.member_writes("carol", "nutrition: how much water?")
+        await desk.settle()
+        alice, carol = desk.threads()
+
+        statements: list[str] = []
+        runtime.db.engine.dispose()  # the pool's connections are opened again, traced
+        event.listen(runtime.db.engine, "connect",
+                     lambda connection, _record: connection.set_trace_callback(statements.append))
+
+        await desk.staff_writes("bob", alice, "20 to 30 g within the hour.")
+        await desk.command("bob", "queue")
+        await runtime.concierge.home("local", "bob")
+        await desk.command("bob", "close", thread=alice)  # asks alice for a rating, once
+        await tick(runtime, clock, 3 * 3600)  # carol's question is overdue: the escalations page
+        await desk.staff_writes("bob", carol, "Two litres a day.")
+        await tick(runtime, clock, 2 * 3600)  # carol's conversation went quiet: it is closed
+        await desk.settle()
+
+        assert len(statements) > 20, "the trace saw the bot's statements"
+        assert full_scans(runtime.db.engine, statements) == []
+    finally:
+        runtime.close()
