@@ -107,7 +107,9 @@ def erase_member(session: Session, member_id: int, *, actor: str, policy_version
                     .values(member_channel=ERASED, member_user=ERASED))
     session.execute(update(OutboxItem).where(col(OutboxItem.conversation_id).in_(conversation_ids))
                     .values(payload={"text": ERASED}, address={"platform": "", "user": ERASED}))
-    session.execute(update(OutboxItem).where(col(OutboxItem.member_id) == member_id)
+    # Only digest deliveries name a member: through their index, not a read of the whole outbox.
+    session.execute(update(OutboxItem).where(col(OutboxItem.member_id) == member_id,
+                                             col(OutboxItem.edition_id).is_not(None))
                     .values(address={"platform": "", "user": ERASED}))
     identities = rows_affected(session.execute(delete(PlatformIdentity).where(
         col(PlatformIdentity.member_id) == member_id, col(PlatformIdentity.expert_id).is_(None))))

@@ -16,7 +16,9 @@ from sqlalchemy import event
 
 from adapters.local.platform import LocalPlatform
 from concierge.bootstrap import build_runtime
-from tests.conftest import make_settings
+from concierge.member_data import erase_member
+from concierge.records import Member
+from tests.conftest import make_settings, rows
 from tests.contract.driver import tick
 from tests.contract.local_driver import LocalDriver
 
@@ -69,6 +71,9 @@ async def test_the_tick_and_the_desk_read_only_what_is_in_play(tmp_path, sqlite_
         await desk.staff_writes("bob", carol, "Two litres a day.")
         await tick(runtime, clock, 2 * 3600)  # carol's conversation went quiet: it is closed
         await desk.settle()
+        [carol_id] = [member.id for member in rows(runtime, Member) if member.display_name == "carol"]
+        await runtime.db.run(lambda session: erase_member(session, carol_id, actor="admin", policy_version="v1",
+                                                          now=clock.now()))
 
         assert len(statements) > 20, "the trace saw the bot's statements"
         assert full_scans(runtime.db.engine, statements) == []
