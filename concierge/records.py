@@ -138,6 +138,10 @@ class OutboxItem(SQLModel, table=True):
         # One delivery per (member, edition), whatever happens; also how a member's queue is found.
         Index("uq_outbox_delivery", "member_id", "edition_id", unique=True,
               sqlite_where=text("edition_id IS NOT NULL"), postgresql_where=text("edition_id IS NOT NULL")),
+        # The frequency cap counts a member's deliveries of the last day: without the time in an
+        # index it read every delivery the member ever had (a year of them: 0.2 s per 5,000 members).
+        Index("ix_outbox_member_recent", "member_id", "created_at", "status",
+              sqlite_where=text("edition_id IS NOT NULL"), postgresql_where=text("edition_id IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,4 +1,5 @@
-"""indexes for the reads that ran over every row: open conversations by status, inbound events not done
+"""indexes for the reads that ran over every row: open conversations by status, inbound events not done,
+a member's recent digest deliveries
 
 Revision ID: 0007
 Revises: 0006
@@ -19,8 +20,11 @@ def upgrade() -> None:
     op.create_index('ix_conversation_status', 'conversation', ['status', 'last_activity_at'], unique=False)
     op.create_index('ix_inbox_kept', 'inboxitem', ['status'], unique=False,
                     sqlite_where=sa.text("status != 'done'"), postgresql_where=sa.text("status != 'done'"))
+    op.create_index('ix_outbox_member_recent', 'outboxitem', ['member_id', 'created_at', 'status'], unique=False,
+                    sqlite_where=sa.text('edition_id IS NOT NULL'), postgresql_where=sa.text('edition_id IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_member_recent', table_name='outboxitem')
     op.drop_index('ix_inbox_kept', table_name='inboxitem')
     op.drop_index('ix_conversation_status', table_name='conversation')
