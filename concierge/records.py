@@ -67,8 +67,9 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversation_staff_thread", "staff_platform", "staff_thread"),
         Index("ix_conversation_member_status", "member_id", "status"),
         # The scheduler's escalations and idle closes, the waiting list and App Home read the open
-        # conversations only; closed ones pile up for ever and must not be read each time.
-        Index("ix_conversation_status", "status", "last_activity_at"),
+        # conversations only; closed ones pile up for ever and must not be read each time. Status
+        # alone: every relay moves `last_activity_at`, and an index on it would be rewritten each time.
+        Index("ix_conversation_status", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -140,7 +141,7 @@ class OutboxItem(SQLModel, table=True):
               sqlite_where=text("edition_id IS NOT NULL"), postgresql_where=text("edition_id IS NOT NULL")),
         # The frequency cap counts a member's deliveries of the last day: without the time in an
         # index it read every delivery the member ever had (a year of them: 0.2 s per 5,000 members).
-        Index("ix_outbox_member_recent", "member_id", "created_at", "status",
+        Index("ix_outbox_member_recent", "member_id", "created_at",
               sqlite_where=text("edition_id IS NOT NULL"), postgresql_where=text("edition_id IS NOT NULL")),
     )
 

@@ -17,10 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_conversation_status', 'conversation', ['status', 'last_activity_at'], unique=False)
+    op.create_index('ix_conversation_status', 'conversation', ['status'], unique=False)
     op.create_index('ix_inbox_kept', 'inboxitem', ['status'], unique=False,
                     sqlite_where=sa.text("status != 'done'"), postgresql_where=sa.text("status != 'done'"))
-    op.create_index('ix_outbox_member_recent', 'outboxitem', ['member_id', 'created_at', 'status'], unique=False,
+    op.create_index('ix_outbox_member_recent', 'outboxitem', ['member_id', 'created_at'], unique=False,
                     sqlite_where=sa.text('edition_id IS NOT NULL'), postgresql_where=sa.text('edition_id IS NOT NULL'))
 
 
