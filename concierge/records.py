@@ -184,7 +184,9 @@ class InboxItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("platform", "event_id", name="uq_inbox_event"),
         # Only the few rows still to process are in it: the hot path writes `done` rows, which skip it.
-        Index("ix_inbox_due", "status", "next_attempt_at",
+        # The poll asks per platform: led by it, this index wins over `ix_inbox_place` (all the
+        # platform's events ever) even where the database has no statistics to tell them apart.
+        Index("ix_inbox_due", "platform", "status", "next_attempt_at",
               sqlite_where=text("status IN ('pending', 'processing')"),
               postgresql_where=text("status IN ('pending', 'processing')")),
         Index("ix_inbox_place", "platform", "place", "written_at"),

@@ -104,3 +104,31 @@ async def test_the_frequency_cap_counts_a_members_last_day_only(tmp_path, sqlite
         assert "ix_outbox_member_recent (member_id=? AND created_at>?)" in plan, plan
     finally:
         engine.dispose()
+
+
+async def test_the_inbox_poll_reads_the_events_still_to_process_only(tmp_path, sqlite_template, clock):
+    """The inbox worker asks every second for events whose processing is due. It must go through the
+    partial index of those few (`ix_inbox_due`); through `ix_inbox_place` it read every event the
+    platform ever sent."""
+    from datetime import timedelta
+
+    from concierge.database import create_db_engine
+    from concierge.inbox import claim_due
+
+    path = tmp_path / "concierge.db"
+    shutil.copy(sqlite_template, path)
+    engine = create_db_engine(f"sqlite:///{path}")
+    statements: list[str] = []
+    event.listen(engine, "connect", lambda connection, _record: connection.set_trace_callback(statements.append))
+    try:
+        for platforms in (["local"], ["local", "slack"]):  # one platform per process, or several
+            statements.clear()
+            with Session(engine) as session:
+                assert claim_due(session, clock.now(), clock.now() + timedelta(minutes=1), platforms) == []
+            [polling] = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+            with engine.connect() as connection:
+                plan = " ".join(row[-1] for row in connection.connection.driver_connection.execute(
+                    "EXPLAIN QUERY PLAN " + polling).fetchall())
+            assert "USING INDEX ix_inbox_due (platform=? AND status=?)" in plan, (platforms, plan)
+    finally:
+        engine.dispose()
