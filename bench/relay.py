@@ -61,7 +61,7 @@ async def measure(url: str, members: int, messages: int) -> tuple[float, float, 
     runtime = build_runtime(settings, {"local": platform})
     freeze_startup_objects()  # as `serve` does
     admin = LocalPlatform.dm_address("admin")
-    loop_task = asyncio.create_task(runtime.dispatcher.run())
+    loop_task = asyncio.create_task(runtime.run_background())  # as `concierge run`: outbox, inbox poll, scheduler
 
     async def handle(event: Inbound) -> None:
         platform.arrived.clear()
@@ -101,11 +101,7 @@ async def measure(url: str, members: int, messages: int) -> tuple[float, float, 
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
         return expected / elapsed, p50, p99
     finally:
-        loop_task.cancel()
-        try:
-            await loop_task
-        except asyncio.CancelledError:
-            pass
+        await runtime.stop_background(loop_task)
         runtime.close()
 
 

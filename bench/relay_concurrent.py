@@ -110,7 +110,8 @@ async def measure_concurrent(settings: Settings, members: int, rounds: int, load
     runtime = build_runtime(settings, {"local": platform})
     freeze_startup_objects()  # as `serve` does
     admin = LocalPlatform.dm_address("admin")
-    loop_task = asyncio.create_task(runtime.dispatcher.run())
+    # The bot's background work runs as in `concierge run`: the outbox, the inbox worker's poll, the scheduler.
+    loop_task = asyncio.create_task(runtime.run_background())
     pauses = random.Random(7)
 
     async def relay(event: Inbound, key: str) -> float:
@@ -169,8 +170,7 @@ async def measure_concurrent(settings: Settings, members: int, rounds: int, load
                                               .where(ITEMS.c.conversation_id.is_not(None)).distinct())])
         return Concurrent(per_s, *percentiles(paced), *percentiles(saturated), cpu / expected * 1e6, conversations)
     finally:
-        runtime.dispatcher.stop()
-        await loop_task
+        await runtime.stop_background(loop_task)
         runtime.close()
 
 

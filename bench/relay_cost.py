@@ -46,7 +46,7 @@ async def measure(url: str, members: int, lines: int, rounds: int) -> tuple[floa
                         member_messages_per_minute=1_000_000)
     platform = LocalPlatform()
     runtime = build_runtime(settings, {"local": platform})
-    loop_task = asyncio.create_task(runtime.dispatcher.run())
+    loop_task = asyncio.create_task(runtime.run_background())  # as `concierge run`: outbox, inbox poll, scheduler
     admin = LocalPlatform.dm_address("admin")
     try:
         await runtime.concierge.handle(CommandInvoked("setup-expert", admin, ("expert", "add", "bob", "nutrition")))
@@ -80,8 +80,7 @@ async def measure(url: str, members: int, lines: int, rounds: int) -> tuple[floa
         relays = 2 * members * rounds
         return (time.perf_counter() - started) / relays * 1e6, (time.process_time() - cpu) / relays * 1e6
     finally:
-        runtime.dispatcher.stop()
-        await loop_task
+        await runtime.stop_background(loop_task)
         runtime.close()
 
 
