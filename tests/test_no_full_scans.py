@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
@@ -82,53 +83,53 @@ async def test_the_tick_and_the_desk_read_only_what_is_in_play(tmp_path, sqlite_
         runtime.close()
 
 
-async def test_the_frequency_cap_counts_a_members_last_day_only(tmp_path, sqlite_template, clock):
-    """Planning a digest counts each member's deliveries of the last 24 hours. Through the delivery
-    index (member, edition) it read every delivery the member ever had: a year of daily digests
-    made it 0.2 s per 5,000 members, on the database thread relays wait for."""
+@pytest.fixture
+def traced(tmp_path, sqlite_template):
+    """A fresh SQLite database's engine, and the list of every statement run on it."""
     from concierge.database import create_db_engine
-    from concierge.digests.planner import _recent_counts
 
     path = tmp_path / "concierge.db"
     shutil.copy(sqlite_template, path)
     engine = create_db_engine(f"sqlite:///{path}")
     statements: list[str] = []
     event.listen(engine, "connect", lambda connection, _record: connection.set_trace_callback(statements.append))
-    try:
-        with Session(engine) as session:
-            assert _recent_counts(session, {1, 2, 3}, clock.now()) == {}
-        [counting] = [sql for sql in statements if "count(*)" in sql]
-        with engine.connect() as connection:
-            plan = " ".join(row[-1] for row in connection.connection.driver_connection.execute(
-                "EXPLAIN QUERY PLAN " + counting).fetchall())
-        assert "ix_outbox_member_recent (member_id=? AND created_at>?)" in plan, plan
-    finally:
-        engine.dispose()
+    yield engine, statements
+    engine.dispose()
 
 
-async def test_the_inbox_poll_reads_the_events_still_to_process_only(tmp_path, sqlite_template, clock):
+def plan_of(engine, sql: str) -> str:
+    with engine.connect() as connection:
+        return " ".join(row[-1] for row in connection.connection.driver_connection.execute(
+            "EXPLAIN QUERY PLAN " + sql).fetchall())
+
+
+async def test_the_frequency_cap_counts_a_members_last_day_only(traced, clock):
+    """Planning a digest counts each member's deliveries of the last 24 hours. Through the delivery
+    index (member, edition) it read every delivery the member ever had: a year of daily digests
+    made it 0.2 s per 5,000 members, on the database thread relays wait for."""
+    from concierge.digests.planner import _recent_counts
+
+    engine, statements = traced
+    with Session(engine) as session:
+        assert _recent_counts(session, {1, 2, 3}, clock.now()) == {}
+    [counting] = [sql for sql in statements if "count(*)" in sql]
+    plan = plan_of(engine, counting)
+    assert "ix_outbox_member_recent (member_id=? AND created_at>?)" in plan, plan
+
+
+async def test_the_inbox_poll_reads_the_events_still_to_process_only(traced, clock):
     """The inbox worker asks every second for events whose processing is due. It must go through the
     partial index of those few (`ix_inbox_due`); through `ix_inbox_place` it read every event the
     platform ever sent."""
     from datetime import timedelta
 
-    from concierge.database import create_db_engine
     from concierge.inbox import claim_due
 
-    path = tmp_path / "concierge.db"
-    shutil.copy(sqlite_template, path)
-    engine = create_db_engine(f"sqlite:///{path}")
-    statements: list[str] = []
-    event.listen(engine, "connect", lambda connection, _record: connection.set_trace_callback(statements.append))
-    try:
-        for platforms in (["local"], ["local", "slack"]):  # one platform per process, or several
-            statements.clear()
-            with Session(engine) as session:
-                assert claim_due(session, clock.now(), clock.now() + timedelta(minutes=1), platforms) == []
-            [polling] = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
-            with engine.connect() as connection:
-                plan = " ".join(row[-1] for row in connection.connection.driver_connection.execute(
-                    "EXPLAIN QUERY PLAN " + polling).fetchall())
-            assert "USING INDEX ix_inbox_due (platform=? AND status=?)" in plan, (platforms, plan)
-    finally:
-        engine.dispose()
+    engine, statements = traced
+    for platforms in (["local"], ["local", "slack"]):  # one platform per process, or several
+        statements.clear()
+        with Session(engine) as session:
+            assert claim_due(session, clock.now(), clock.now() + timedelta(minutes=1), platforms) == []
+        [polling] = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+        plan = plan_of(engine, polling)
+        assert "USING INDEX ix_inbox_due (platform=? AND status=?)" in plan, (platforms, plan)
