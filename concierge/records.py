@@ -70,6 +70,11 @@ class Conversation(SQLModel, table=True):
         # conversations only; closed ones pile up for ever and must not be read each time. Status
         # alone: every relay moves `last_activity_at`, and an index on it would be rewritten each time.
         Index("ix_conversation_status", "status"),
+        # The retention purge's candidates: conversations whose texts were not erased yet, by when they
+        # opened (a conversation idle since the cutoff opened before it). `opened_at` never changes, so
+        # no relay rewrites this index; purged conversations leave it (see `concierge.transcripts`).
+        Index("ix_conversation_unpurged", "opened_at", sqlite_where=text("purged_at IS NULL"),
+              postgresql_where=text("purged_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -92,6 +97,7 @@ class Conversation(SQLModel, table=True):
     escalation_level: int = 0  # 1: over the response target, experts paged; 2: admins paged
     rating: int | None = None  # 1-5, from the member after close
     rating_comment: str = Field(default="", max_length=1000)
+    purged_at: datetime | None = None  # when the retention purge erased its texts; cleared when it gets a new line
 
 
 class Message(SQLModel, table=True):
@@ -322,3 +328,11 @@ class SendBudget(SQLModel, table=True):
 
     platform: str = Field(primary_key=True, max_length=32)
     next_free: datetime
+
+
+class PurgeMark(SQLModel, table=True):
+    """How far the retention purge has read the transcript (one row): messages after `message_id` were
+    written since, and their conversations, if purged before, are purged again once idle."""
+
+    id: int = Field(default=1, primary_key=True)
+    message_id: int = 0

@@ -12,10 +12,10 @@ import csv
 import html
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any, TextIO
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
@@ -25,7 +25,7 @@ from concierge.file_data import forget_files
 from concierge.files import FileStore, human_size
 from concierge.member_data import ERASED
 from concierge.outbox.kinds import OutboxStatus
-from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, Tier
+from concierge.records import AuditEvent, Conversation, Member, Message, OutboxItem, PurgeMark, Tier
 from concierge.states import Direction
 from concierge.tables import rows_affected, table_of
 
@@ -202,18 +202,22 @@ def purge_older_than(session: Session, cutoff: datetime, *, batch_size: int = BA
     The rows stay (direction, author, when), so counts and response times survive. Copies of those
     texts in delivered or failed outbox items go too. Returns how many messages were purged;
     running it again purges nothing new. With an `actor`, a purge that erased anything is audited.
+
+    It reads what is new only, not every transcript ever purged (it runs every hour): a purged
+    conversation is marked (`purged_at`) and leaves the candidates' index; one that got a line since
+    (a note, a late message, a closing) is unmarked first (`_unmark_written_since`), so it is purged
+    again once idle.
     """
-    not_erased = exists().where(col(Message.conversation_id) == Conversation.id, col(Message.text) != ERASED)
-    conversation_id = table_of(Conversation).c.id  # Core: ids read back are never None
-    query = (select(conversation_id).where(~_active_since(cutoff), not_erased)
-             .order_by(conversation_id).limit(batch_size))
+    now = now or datetime.now(timezone.utc)
+    _unmark_written_since(session, now)
+    conversation = table_of(Conversation).c  # Core: ids read back are never None
+    query = purge_candidates(cutoff, batch_size)
     purged = 0
-    last = 0
     while True:
-        ids = list(session.scalars(query.where(conversation_id > last)).all())
+        ids = list(session.scalars(query).all())
         if not ids:
             if actor and purged:
-                session.add(AuditEvent(actor=actor, action="transcripts.purge", at=now or datetime.now(timezone.utc),
+                session.add(AuditEvent(actor=actor, action="transcripts.purge", at=now,
                                        detail={"cutoff": cutoff.isoformat(), "messages": purged}))
             return purged
         purged += rows_affected(session.execute(
@@ -223,4 +227,40 @@ def purge_older_than(session: Session, cutoff: datetime, *, batch_size: int = BA
         session.execute(update(OutboxItem).where(col(OutboxItem.conversation_id).in_(ids),
                                                  col(OutboxItem.status).in_((OutboxStatus.SENT, OutboxStatus.FAILED)))
                         .values(payload={"text": ERASED}))
-        last = ids[-1]
+        session.execute(update(table_of(Conversation)).where(conversation.id.in_(ids)).values(purged_at=now))
+
+
+def purge_candidates(cutoff: datetime, batch_size: int) -> Select[int]:
+    """Up to `batch_size` conversations not purged yet and not active since `cutoff`.
+
+    No order and no "after the last id": the purge marks each batch before it reads the next, so
+    the batch leaves the candidates, and the read goes through `ix_conversation_unpurged` (ordered
+    by id, SQLite walked every conversation along its primary key instead)."""
+    conversation = table_of(Conversation).c
+    return (select(conversation.id)
+            .where(conversation.purged_at.is_(None), conversation.opened_at < cutoff, ~_active_since(cutoff))
+            .limit(batch_size))
+
+
+RECHECK = timedelta(hours=1)  # lines younger than this are read again by the next purge (see below)
+
+
+def _unmark_written_since(session: Session, now: datetime) -> None:
+    """Unmark the purged conversations that got a line since the last purge, then move the mark.
+
+    Only the lines after the mark are read: those written since the last run (message ids only grow;
+    rows are never deleted). On PostgreSQL ids are taken when a line is written and become visible
+    when its transaction commits, so a line written just before the last run may have an id below
+    lines already visible then: the mark stops before the first line younger than `RECHECK`, and
+    those are read again next time. A transaction open for over an hour would be needed to slip by.
+    """
+    message = table_of(Message).c
+    mark = session.get(PurgeMark, 1) or PurgeMark(id=1, message_id=0)
+    written = select(message.conversation_id).where(message.id > mark.message_id)
+    session.execute(update(table_of(Conversation))
+                    .where(table_of(Conversation).c.purged_at.is_not(None), table_of(Conversation).c.id.in_(written))
+                    .values(purged_at=None))
+    young = session.scalar(select(func.min(message.id)).where(message.id > mark.message_id,
+                                                              message.created_at >= now - RECHECK))
+    mark.message_id = young - 1 if young is not None else session.scalar(select(func.max(message.id))) or 0
+    session.add(mark)

@@ -9,11 +9,12 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from sqlalchemy import event
 
 from concierge.clock import FrozenClock, utc_now
 from concierge.member_data import ERASED
-from concierge.records import AuditEvent, Conversation, Message
-from concierge.transcripts import export, parse_since, purge_older_than, transcript_rows
+from concierge.records import AuditEvent, Conversation, Message, PurgeMark
+from concierge.transcripts import RECHECK, export, parse_since, purge_older_than, transcript_rows
 from tests.conftest import make_settings, rows
 from tests.support.cli import concierge
 
@@ -181,6 +182,45 @@ async def test_purge_keeps_a_conversation_active_on_either_side_of_the_cutoff(de
     assert runtime.db.run_sync(lambda session: purge_older_than(session, later)) == 3
 
 
+def purge(runtime, cutoff, now, **options) -> int:
+    return runtime.db.run_sync(lambda session: purge_older_than(session, cutoff, now=now, **options))
+
+
+async def test_a_purged_conversation_that_gets_a_new_line_is_purged_again_once_idle(desk, runtime, clock):
+    await two_conversations(desk, clock)
+    assert purge(runtime, clock.now() - timedelta(days=30), clock.now()) == 4  # Alice's
+    assert [c.purged_at for c in rows(runtime, Conversation)] == [clock.now(), None], "only Alice's is marked"
+    await desk.staff_writes("bob", desk.threads()[0], "note: she wrote back by mail")
+    assert purge(runtime, clock.now() - timedelta(days=30), clock.now()) == 0, "active again: kept"
+    assert [c.purged_at for c in rows(runtime, Conversation)] == [None, None], "Alice's got a new line: unmarked"
+    clock.advance(31 * DAY)
+    assert purge(runtime, clock.now() - timedelta(days=30), clock.now()) == 3  # the note, and Carol's two
+    assert {m.text for m in rows(runtime, Message)} == {ERASED}
+
+
+async def test_a_second_purge_with_nothing_new_touches_no_transcript(desk, runtime, clock):
+    await two_conversations(desk, clock)
+    assert purge(runtime, clock.now() - timedelta(days=30), clock.now()) == 4
+    statements: list[str] = []
+    listen = lambda _conn, _cursor, sql, *_: statements.append(" ".join(sql.split()))  # noqa: E731
+    event.listen(runtime.db.engine, "before_cursor_execute", listen)
+    try:
+        assert purge(runtime, clock.now() - timedelta(days=30), clock.now() + timedelta(hours=2)) == 0
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", listen)
+    assert any(sql.startswith("SELECT conversation.id") for sql in statements), "the trace saw the purge"
+    assert not [sql for sql in statements if sql.startswith("UPDATE message")], "purged texts are not purged again"
+
+
+async def test_the_mark_stops_before_lines_younger_than_an_hour(desk, runtime, clock):
+    await two_conversations(desk, clock)
+    carol_first = min(m.id for m in rows(runtime, Message) if m.author == "Carol")
+    purge(runtime, clock.now() - timedelta(days=30), clock.now())  # Carol's lines are young: read again next time
+    assert rows(runtime, PurgeMark)[0].message_id == carol_first - 1
+    purge(runtime, clock.now() - timedelta(days=30), clock.now() + RECHECK + timedelta(seconds=1))
+    assert rows(runtime, PurgeMark)[0].message_id == max(m.id for m in rows(runtime, Message))
+
+
 async def test_the_tick_purges_when_retention_is_set(desk, runtime, clock, database_url):
     from scheduling.ticker import DigestScheduler
 
@@ -238,3 +278,35 @@ async def test_cli_export_and_purge(desk, runtime, clock, tmp_path, database_url
     assert override.returncode == 0 and override.stdout.startswith("2 messages purged"), override.stderr
     assert {m.text for m in rows(runtime, Message)} == {ERASED}
     assert len(rows(runtime, Message)) == 6
+
+
+async def test_the_purge_finds_its_candidates_through_the_index_of_the_unpurged(runtime, clock):
+    """Both backends read the candidates through `ix_conversation_unpurged`, not every conversation
+    (SQLite's whole run is checked in `tests/test_no_full_scans.py`)."""
+    seen: list[tuple[str, object]] = []
+
+    def spy(_conn, _cursor, sql, parameters, *_) -> None:  # noqa: ANN001
+        if sql.lstrip().startswith("SELECT conversation.id") and "purged_at IS NULL" in sql:
+            seen.append((sql, parameters))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", spy)
+    try:
+        assert purge(runtime, clock.now() - timedelta(days=30), clock.now()) == 0
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", spy)
+    [(sql, parameters)] = seen
+
+    def plan(session) -> str:
+        cursor = session.connection().connection.driver_connection.cursor()
+        try:
+            if runtime.db.is_sqlite:
+                cursor.execute("EXPLAIN QUERY PLAN " + sql, parameters)
+                return "\n".join(row[-1] for row in cursor.fetchall())
+            cursor.execute("SET LOCAL enable_seqscan = off")  # the tables are tiny: judge the indexes alone
+            cursor.execute("EXPLAIN " + sql, parameters)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+
+    found = runtime.db.run_sync(plan)
+    assert "ix_conversation_unpurged" in found, found
