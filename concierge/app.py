@@ -294,7 +294,7 @@ class Concierge:
         """What to read back from `platform` after downtime (see `concierge.catch_up`)."""
         now = self.clock.now()
         hours = self.settings.catch_up_hours
-        return await self.db.run(lambda session: plan_catch_up(session, platform, now, hours))
+        return await self.db.read(lambda session: plan_catch_up(session, platform, now, hours))
 
     # Applying.
 

@@ -110,8 +110,12 @@ class Database:
         self._group = GroupCommitter(self._executor, lambda: Session(self.engine, expire_on_commit=False),
                                      self.run_sync)
         self._checkpointer: WalCheckpointer | None = None
+        # Long reads (`read`) go beside the writer on SQLite: a file database in WAL mode lets a reader
+        # run while the writer writes. In memory, each connection would see a database of its own.
+        self._reader = self._executor
         if self.is_sqlite and engine.url.database not in (None, "", ":memory:"):
             self._checkpointer = WalCheckpointer(engine, checkpoint_interval_s, finish=self._finish_checkpoint)
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concierge-db-read")
 
     @classmethod
     def from_url(cls, url: str, *, synchronous: str = "normal") -> Database:
@@ -127,6 +131,17 @@ class Database:
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in one transaction on a database thread."""
         return await self.submit(work)
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run `work`, which only reads, and see what was committed: for the long reads of the whole
+        history (the catch-up's plan reads every inbound event of a platform). On SQLite it runs on a
+        thread of its own, so the relays queued on the writer's thread do not wait behind it (SQLite
+        does the reading with the interpreter's lock released); nothing it does is committed."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, self._read_only, work)
+
+    def _read_only(self, work: Callable[[Session], T]) -> T:
+        with Session(self.engine) as session:
+            return work(session)  # closed without a commit: anything written by mistake is rolled back
 
     def submit(self, work: Callable[[Session], T], *, grouped: bool = False) -> asyncio.Future[T]:
         """Queue `work` now, ahead of whatever is queued after this call, and return its future: for a
@@ -151,6 +166,7 @@ class Database:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
         if self._checkpointer is not None:
             self._checkpointer.stop()
         self.engine.dispose()
