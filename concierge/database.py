@@ -94,6 +94,15 @@ def ensure_schema(url: str) -> None:
         engine.dispose()
 
 
+def _take_snapshot(session: Session) -> None:
+    """Start a read transaction on `session`'s SQLite connection and take its snapshot now: Python's
+    sqlite3 begins transactions for writes only, so each select would otherwise see the database
+    as of its own start."""
+    driver = session.connection().connection.driver_connection
+    driver.execute("BEGIN")
+    driver.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()  # the first read fixes the snapshot
+
+
 class Database:
     """Runs units of work in worker threads so the event loop never waits on the database.
 
@@ -133,15 +142,23 @@ class Database:
         return await self.submit(work)
 
     async def read(self, work: Callable[[Session], T]) -> T:
-        """Run `work`, which only reads, and see what was committed: for the long reads of the whole
-        history (the catch-up's plan reads every inbound event of a platform). On SQLite it runs on a
-        thread of its own, so the relays queued on the writer's thread do not wait behind it (SQLite
-        does the reading with the interpreter's lock released); nothing it does is committed."""
-        return await asyncio.get_running_loop().run_in_executor(self._reader, self._read_only, work)
+        """Run `work`, which only reads, as `run` would have, but without holding up the writes queued
+        after it: for the long reads of the whole history (the catch-up's plan reads every inbound
+        event of a platform). Nothing it does is committed.
 
-    def _read_only(self, work: Callable[[Session], T]) -> T:
-        with Session(self.engine) as session:
-            return work(session)  # closed without a commit: anything written by mistake is rolled back
+        On a SQLite file the read's snapshot is taken on the writer's thread, in its place in the
+        queue (it sees every write queued before it and none queued after, as `run` would), and
+        `work` then runs on a thread of its own beside the writer: in WAL mode a reader keeps its
+        snapshot while the writer commits, and SQLite reads with the interpreter's lock released.
+        Elsewhere it runs as `run` does, without the commit (PostgreSQL's pool has several connections)."""
+        loop = asyncio.get_running_loop()
+        session = Session(self.engine)
+        try:
+            if self._reader is not self._executor:
+                await loop.run_in_executor(self._executor, _take_snapshot, session)
+            return await loop.run_in_executor(self._reader, work, session)
+        finally:
+            await loop.run_in_executor(self._reader, session.close)  # rolls back: the snapshot ends
 
     def submit(self, work: Callable[[Session], T], *, grouped: bool = False) -> asyncio.Future[T]:
         """Queue `work` now, ahead of whatever is queued after this call, and return its future: for a

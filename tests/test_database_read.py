@@ -1,8 +1,9 @@
-"""`Database.read`: the long reads of the whole history, beside the writer's thread on SQLite."""
+"""`Database.read`: long reads of the whole history, which must not hold up the writes queued after them."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from datetime import datetime, timezone
 
@@ -15,46 +16,78 @@ ADD = "INSERT INTO sendbudget (platform, next_free) VALUES (:platform, :at)"
 AT = datetime(2026, 11, 26, tzinfo=timezone.utc).isoformat()
 
 
+def add(platform: str):  # noqa: ANN201
+    return lambda session: session.execute(text(ADD), {"platform": platform, "at": AT})
+
+
+def count(session) -> int:  # noqa: ANN001
+    return session.execute(text(COUNT)).scalar()
+
+
+def sqlite_db(tmp_path, sqlite_template) -> Database:  # noqa: ANN001
+    path = tmp_path / "concierge.db"
+    shutil.copy(sqlite_template, path)
+    return Database.from_url(f"sqlite:///{path}")
+
+
 async def test_a_read_sees_what_was_committed_and_commits_nothing(database_url):
     db = Database.from_url(database_url)
     try:
-        await db.run(lambda session: session.execute(text(ADD), {"platform": "slack", "at": AT}))
-        assert await db.read(lambda session: session.execute(text(COUNT)).scalar()) == 1
-        await db.read(lambda session: session.execute(text(ADD), {"platform": "discord", "at": AT}))
-        assert await db.read(lambda session: session.execute(text(COUNT)).scalar()) == 1, "a read is never committed"
+        await db.run(add("slack"))
+        assert await db.read(count) == 1
+        await db.read(add("discord"))
+        assert await db.read(count) == 1, "a read is never committed"
     finally:
         db.close()
 
 
-async def test_on_sqlite_a_long_read_does_not_wait_behind_the_writer(tmp_path, sqlite_template):
+async def test_on_sqlite_a_long_read_does_not_hold_up_the_writes_queued_after_it(tmp_path, sqlite_template):
     """The catch-up's plan reads every inbound event of a platform (0.14 to 0.26 s with a million):
-    queued on the writer's thread, every relay behind it waited that long."""
-    import shutil
+    on the writer's thread, every relay queued behind it waited as long."""
+    db = sqlite_db(tmp_path, sqlite_template)
+    release = threading.Event()
 
-    path = tmp_path / "concierge.db"
-    shutil.copy(sqlite_template, path)
-    db = Database.from_url(f"sqlite:///{path}")
-    started, release = threading.Event(), threading.Event()
-
-    def writing(_session) -> None:  # noqa: ANN001  a unit of work still running on the writer's thread
-        started.set()
+    def long_read(session) -> int:  # noqa: ANN001
         release.wait(10)
+        return count(session)
 
-    busy = asyncio.ensure_future(db.run(writing))
+    reading = asyncio.ensure_future(db.read(long_read))
     try:
-        assert await asyncio.to_thread(started.wait, 5)
-        count = await asyncio.wait_for(db.read(lambda session: session.execute(text(COUNT)).scalar()), 3)
-        assert count == 0
-        assert not busy.done(), "the read ran while the writer was busy"
+        await asyncio.sleep(0.05)  # the read has started
+        await asyncio.wait_for(db.run(add("slack")), 3)
+        assert not reading.done(), "the write went through while the read ran"
     finally:
         release.set()
-        await busy
+        assert await reading == 0, "the read kept its snapshot, taken before the write"
         db.close()
 
 
-async def test_the_catch_up_plan_is_read_beside_the_writer(tmp_path, sqlite_template, clock):
-    import shutil
+async def test_on_sqlite_a_read_sees_the_writes_queued_before_it_and_none_after(tmp_path, sqlite_template):
+    """As `run` would: the catch-up's plan must not see the live messages recorded after it was asked
+    for (their places would look read up to them, and what was written before them in the downtime
+    would be skipped)."""
+    db = sqlite_db(tmp_path, sqlite_template)
+    hold, after_committed = threading.Event(), threading.Event()
+    try:
+        holding = asyncio.ensure_future(db.run(lambda _session: hold.wait(10)))
+        before = asyncio.ensure_future(db.run(add("slack")))  # queued before the read
+        reading = asyncio.ensure_future(db.read(lambda session: (after_committed.wait(10), count(session))[1]))
+        await asyncio.sleep(0.05)
+        after = asyncio.ensure_future(db.run(add("discord")))  # queued after it
+        hold.set()
+        await asyncio.gather(holding, before, after)
+        after_committed.set()
+        assert await reading == 1, "the write queued before is seen, the one queued after is not"
+        assert await db.read(count) == 2
+    finally:
+        hold.set()
+        after_committed.set()
+        db.close()
 
+
+async def test_the_catch_up_plan_does_not_hold_up_the_writes_queued_after_it(tmp_path, sqlite_template, clock,
+                                                                            monkeypatch):
+    import concierge.app
     from adapters.local.platform import LocalPlatform
     from concierge.bootstrap import build_runtime
     from tests.conftest import make_settings
@@ -62,18 +95,20 @@ async def test_the_catch_up_plan_is_read_beside_the_writer(tmp_path, sqlite_temp
     path = tmp_path / "concierge.db"
     shutil.copy(sqlite_template, path)
     runtime = build_runtime(make_settings(f"sqlite:///{path}"), {"local": LocalPlatform()}, clock=clock)
-    started, release = threading.Event(), threading.Event()
+    release = threading.Event()
+    plan = concierge.app.plan_catch_up
 
-    def writing(_session) -> None:  # noqa: ANN001
-        started.set()
+    def long_plan(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202  a plan over a long history
         release.wait(10)
+        return plan(*args, **kwargs)
 
-    busy = asyncio.ensure_future(runtime.db.run(writing))
+    monkeypatch.setattr(concierge.app, "plan_catch_up", long_plan)
+    planning = asyncio.ensure_future(runtime.concierge.catch_up_plan("local"))
     try:
-        assert await asyncio.to_thread(started.wait, 5)
-        plan = await asyncio.wait_for(runtime.concierge.catch_up_plan("local"), 3)
-        assert plan.platform == "local" and plan.dm_channels == () and not busy.done()
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(runtime.db.run(add("slack")), 3)
+        assert not planning.done()
     finally:
         release.set()
-        await busy
+        assert (await planning).platform == "local"
         runtime.close()
