@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
+from concierge.driver_sql import driver_cursor
 from concierge.group_commit import GroupCommitter
 from concierge.wal_checkpointer import WalCheckpointer
 
@@ -98,9 +99,9 @@ def _take_snapshot(session: Session) -> None:
     """Start a read transaction on `session`'s SQLite connection and take its snapshot now: Python's
     sqlite3 begins transactions for writes only, so each select would otherwise see the database
     as of its own start."""
-    driver = session.connection().connection.driver_connection
-    driver.execute("BEGIN")
-    driver.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()  # the first read fixes the snapshot
+    with driver_cursor(session) as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchall()  # the first read fixes the snapshot
 
 
 class Database:
