@@ -71,7 +71,8 @@ class SlackCatchUp:
         if self.concierge.settings.catch_up_hours <= 0:
             log.info("catch-up is off (CONCIERGE_CATCH_UP_HOURS=0)")
             return counts
-        plan = await self.concierge.catch_up_plan(PLATFORM)
+        taken = self.listeners.taken_plan()
+        plan = await taken if taken is not None else await self.concierge.catch_up_plan(PLATFORM)
         try:
             dms = sorted(set(plan.dm_channels) | set(await self._dm_channels()))
         except PlatformError as error:

@@ -36,6 +36,7 @@ from adapters.slack.platform import PLATFORM, SlackPlatform
 from adapters.slack.responder import SlackResponder
 from concierge.app import FAILED
 from concierge.bootstrap import Runtime
+from concierge.catch_up import CatchUpPlan
 from concierge.inbound import ButtonPressed, CommandInvoked, FormSubmitted, Inbound
 from concierge.platform import Address, PlatformError
 from concierge.replies import Reply
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
+PLAN_WAIT_S = 10.0  # longest a live message waits for the catch-up's plan of a new connection (as on Discord)
 
 
 class _DropTokenWarning(logging.Filter):
@@ -89,6 +91,8 @@ class SlackListeners:
         self.names = SlackNames(platform.client)
         self._catching_up: asyncio.Task | None = None
         self._catch_up_again = False
+        self._plan: asyncio.Future[CatchUpPlan] | None = None  # taken at the last (re)connect
+        self._plan_used: asyncio.Future[CatchUpPlan] | None = None  # ... and used by a catch-up round
         self.app = AsyncApp(
             name="concierge",
             client=platform.client,
@@ -127,6 +131,12 @@ class SlackListeners:
 
         Asked again while one runs (a reconnect during the catch-up), it runs once more afterwards.
         """
+        if self.settings.catch_up_hours > 0:
+            # Taken now, before anything of this connection is recorded: a live message recorded first
+            # would make its DM look read up to it, and what was written before it while we were away
+            # would be skipped. Live messages wait for it (`plan_taken`).
+            self._plan = asyncio.ensure_future(self.concierge.catch_up_plan(PLATFORM))
+            self._plan.add_done_callback(_seen)  # a failed read is logged by the round that uses it, or dropped
         if self._catching_up is not None and not self._catching_up.done():
             self._catch_up_again = True
             return self._catching_up
@@ -144,7 +154,23 @@ class SlackListeners:
             if not self._catch_up_again:
                 return counts
 
+    async def plan_taken(self) -> None:
+        """Wait (at most `PLAN_WAIT_S`) until the plan taken at the last (re)connect is read."""
+        pending = self._plan
+        if pending is not None and not pending.done():
+            await asyncio.wait({pending}, timeout=PLAN_WAIT_S)
+
+    def taken_plan(self) -> asyncio.Future[CatchUpPlan] | None:
+        """The plan taken at the last (re)connect, once: a catch-up round after that reads a fresh one."""
+        taken = self._plan
+        if taken is None or taken is self._plan_used:
+            return None
+        self._plan_used = taken
+        return taken
+
     async def stop_catch_up(self) -> None:
+        if self._plan is not None:
+            self._plan.cancel()
         if self._catching_up is not None:
             self._catching_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,6 +193,7 @@ class SlackListeners:
         """
         inbound = self.message_inbound(body, event, context.bot_user_id)
         if inbound is not None:
+            await self.plan_taken()
             await self.concierge.receive(await with_files(self.platform.files, inbound))
 
     async def _answer(self, event: Inbound, responder: SlackResponder) -> None:
@@ -263,3 +290,10 @@ class SlackListeners:
             await self.platform.publish_home(user, home_view(sections, title=title, notice=notice))
         except PlatformError as error:
             log.warning("could not publish the App Home of %s: %s", user, error)
+
+
+def _seen(future: asyncio.Future[CatchUpPlan]) -> None:
+    """Mark a plan's failure as seen: a plan replaced by a newer one before it was used is dropped."""
+    if not future.cancelled():
+        future.exception()
+

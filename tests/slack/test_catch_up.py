@@ -163,3 +163,41 @@ def test_the_pace_is_a_setting():
     assert SlackSettings(_env_file=None).catch_up_per_min == 50
     assert SlackSettings(_env_file=None, catch_up_per_min=1).catch_up_per_min == 1
     assert Settings(_env_file=None).catch_up_hours == 72
+
+
+async def test_a_live_message_right_after_a_restart_waits_for_the_plan(database_url, fake_slack, clock, monkeypatch):
+    """The plan is taken at the (re)connect, before anything of the new connection is recorded. A live
+    message recorded first would make its DM look read up to it, and what the member wrote before it
+    while the bot was away would be skipped: lost."""
+    import threading
+
+    import concierge.app
+
+    async with running(database_url, fake_slack, clock) as bot:
+        driver = SlackDriver(bot)
+        await setup_desk(driver)
+        await driver.member_writes("alice", "How long should I rest after a marathon?")
+        await driver.settle()
+        [thread] = driver.threads()
+    fake_slack.write(dm_channel("alice"), user_id("alice"), "Written while you were away")
+    clock.advance(20 * 60)
+    release = threading.Event()
+    plan = concierge.app.plan_catch_up
+
+    def slow_plan(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202  a plan over a long history
+        release.wait(10)
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(concierge.app, "plan_catch_up", slow_plan)
+    async with running(database_url, fake_slack, clock) as bot:
+        catching_up = bot.listeners.start_catch_up()  # as on start, or on Socket Mode's hello
+        live = asyncio.ensure_future(SlackDriver(bot).member_writes("alice", "Written just now"))
+        await asyncio.sleep(0.3)
+        assert not live.done(), "the live message waits for the plan"
+        release.set()
+        await live
+        await catching_up
+        await bot.settle()
+        follow_ups = [text.split("\n")[0] for text in texts(fake_slack, STAFF, thread)]
+        # Both, once each (the one read back comes later, marked late).
+        assert sorted(follow_ups) == ["alice: Written just now", "alice: Written while you were away"]
