@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # Buttons whose effect shows on the Home tab (the member's digests): it is published again after them.
 HOME_ACTIONS = {"subscribe", "unsubscribe"}
-PLAN_WAIT_S = 10.0  # longest a live message waits for the catch-up's plan of a new connection (as on Discord)
+PLAN_WAIT_S = 2.0  # longest a live message waits for the catch-up's plan of a new connection (Slack wants its ack in 3 s)
 
 
 class _DropTokenWarning(logging.Filter):
