@@ -85,7 +85,7 @@ class DigestScheduler:
     async def sweep_files(self) -> int:
         """Delete stored bytes nothing refers to any more (`concierge.file_sweep`); how many went."""
         store = FileStore.from_settings(self.settings)
-        keep = await self.db.run(referenced)
+        keep = await self.db.read(referenced)  # every stored file's hash: beside the writer (see `Database.read`)
         swept = await asyncio.to_thread(sweep_unused, store, keep)
         if swept:
             log.info("files: %d stored files no record uses were deleted", swept)

@@ -112,3 +112,37 @@ async def test_the_catch_up_plan_does_not_hold_up_the_writes_queued_after_it(tmp
         release.set()
         assert (await planning).platform == "local"
         runtime.close()
+
+
+async def test_the_file_sweeps_read_does_not_hold_up_the_writes_queued_after_it(tmp_path, sqlite_template, clock,
+                                                                               monkeypatch):
+    """The hourly sweep reads the hash of every stored file."""
+    import scheduling.ticker
+    from adapters.local.platform import LocalPlatform
+    from concierge.bootstrap import build_runtime
+    from scheduling.ticker import DigestScheduler
+    from tests.conftest import make_settings
+
+    path = tmp_path / "concierge.db"
+    shutil.copy(sqlite_template, path)
+    settings = make_settings(f"sqlite:///{path}", files_dir=str(tmp_path / "files"))
+    runtime = build_runtime(settings, {"local": LocalPlatform()}, clock=clock)
+    release = threading.Event()
+    referenced = scheduling.ticker.referenced
+
+    def long_read(session):  # noqa: ANN001, ANN202  the hashes of a long history's files
+        release.wait(10)
+        return referenced(session)
+
+    monkeypatch.setattr(scheduling.ticker, "referenced", long_read)
+    ticker = DigestScheduler(runtime.db, runtime.dispatcher, settings, clock)
+    sweeping = asyncio.ensure_future(ticker.sweep_files())
+    try:
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(runtime.db.run(add("slack")), 3)
+        assert not sweeping.done()
+    finally:
+        release.set()
+        assert await sweeping == 0
+        ticker.shutdown()
+        runtime.close()
