@@ -7,9 +7,11 @@ import shutil
 import threading
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import text
 
 from concierge.database import Database
+from tests.support.hold import hold_up
 
 COUNT = "SELECT count(*) FROM sendbudget"
 ADD = "INSERT INTO sendbudget (platform, next_free) VALUES (:platform, :at)"
@@ -85,64 +87,51 @@ async def test_on_sqlite_a_read_sees_the_writes_queued_before_it_and_none_after(
         db.close()
 
 
-async def test_the_catch_up_plan_does_not_hold_up_the_writes_queued_after_it(tmp_path, sqlite_template, clock,
-                                                                            monkeypatch):
-    import concierge.app
+@pytest.fixture
+def sqlite_runtime(tmp_path, sqlite_template, clock):  # noqa: ANN001, ANN201
+    """The bot on a SQLite file, with a file store."""
     from adapters.local.platform import LocalPlatform
     from concierge.bootstrap import build_runtime
-    from tests.conftest import make_settings
-
-    path = tmp_path / "concierge.db"
-    shutil.copy(sqlite_template, path)
-    runtime = build_runtime(make_settings(f"sqlite:///{path}"), {"local": LocalPlatform()}, clock=clock)
-    release = threading.Event()
-    plan = concierge.app.plan_catch_up
-
-    def long_plan(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202  a plan over a long history
-        release.wait(10)
-        return plan(*args, **kwargs)
-
-    monkeypatch.setattr(concierge.app, "plan_catch_up", long_plan)
-    planning = asyncio.ensure_future(runtime.concierge.catch_up_plan("local"))
-    try:
-        await asyncio.sleep(0.05)
-        await asyncio.wait_for(runtime.db.run(add("slack")), 3)
-        assert not planning.done()
-    finally:
-        release.set()
-        assert (await planning).platform == "local"
-        runtime.close()
-
-
-async def test_the_file_sweeps_read_does_not_hold_up_the_writes_queued_after_it(tmp_path, sqlite_template, clock,
-                                                                               monkeypatch):
-    """The hourly sweep reads the hash of every stored file."""
-    import scheduling.ticker
-    from adapters.local.platform import LocalPlatform
-    from concierge.bootstrap import build_runtime
-    from scheduling.ticker import DigestScheduler
     from tests.conftest import make_settings
 
     path = tmp_path / "concierge.db"
     shutil.copy(sqlite_template, path)
     settings = make_settings(f"sqlite:///{path}", files_dir=str(tmp_path / "files"))
     runtime = build_runtime(settings, {"local": LocalPlatform()}, clock=clock)
-    release = threading.Event()
-    referenced = scheduling.ticker.referenced
+    yield runtime
+    runtime.close()
 
-    def long_read(session):  # noqa: ANN001, ANN202  the hashes of a long history's files
-        release.wait(10)
-        return referenced(session)
 
-    monkeypatch.setattr(scheduling.ticker, "referenced", long_read)
-    ticker = DigestScheduler(runtime.db, runtime.dispatcher, settings, clock)
-    sweeping = asyncio.ensure_future(ticker.sweep_files())
+async def writes_go_through_while(runtime, reading: asyncio.Future, release) -> None:  # noqa: ANN001
+    """A write queued after the held-up `reading` commits before it ends."""
     try:
         await asyncio.sleep(0.05)
         await asyncio.wait_for(runtime.db.run(add("slack")), 3)
-        assert not sweeping.done()
+        assert not reading.done()
     finally:
         release.set()
+
+
+async def test_the_catch_up_plan_does_not_hold_up_the_writes_queued_after_it(sqlite_runtime, monkeypatch):
+    import concierge.app
+
+    release = hold_up(monkeypatch, concierge.app, "plan_catch_up")  # a plan over a long history
+    planning = asyncio.ensure_future(sqlite_runtime.concierge.catch_up_plan("local"))
+    await writes_go_through_while(sqlite_runtime, planning, release)
+    assert (await planning).platform == "local"
+
+
+async def test_the_file_sweeps_read_does_not_hold_up_the_writes_queued_after_it(sqlite_runtime, clock,
+                                                                               monkeypatch):
+    """The hourly sweep reads the hash of every stored file."""
+    import scheduling.ticker
+    from scheduling.ticker import DigestScheduler
+
+    release = hold_up(monkeypatch, scheduling.ticker, "referenced")  # the hashes of a long history's files
+    ticker = DigestScheduler(sqlite_runtime.db, sqlite_runtime.dispatcher, sqlite_runtime.concierge.settings, clock)
+    sweeping = asyncio.ensure_future(ticker.sweep_files())
+    try:
+        await writes_go_through_while(sqlite_runtime, sweeping, release)
         assert await sweeping == 0
+    finally:
         ticker.shutdown()
-        runtime.close()

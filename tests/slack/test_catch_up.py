@@ -169,9 +169,8 @@ async def test_a_live_message_right_after_a_restart_waits_for_the_plan(database_
     """The plan is taken at the (re)connect, before anything of the new connection is recorded. A live
     message recorded first would make its DM look read up to it, and what the member wrote before it
     while the bot was away would be skipped: lost."""
-    import threading
-
     import concierge.app
+    from tests.support.hold import hold_up
 
     async with running(database_url, fake_slack, clock) as bot:
         driver = SlackDriver(bot)
@@ -181,14 +180,7 @@ async def test_a_live_message_right_after_a_restart_waits_for_the_plan(database_
         [thread] = driver.threads()
     fake_slack.write(dm_channel("alice"), user_id("alice"), "Written while you were away")
     clock.advance(20 * 60)
-    release = threading.Event()
-    plan = concierge.app.plan_catch_up
-
-    def slow_plan(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202  a plan over a long history
-        release.wait(10)
-        return plan(*args, **kwargs)
-
-    monkeypatch.setattr(concierge.app, "plan_catch_up", slow_plan)
+    release = hold_up(monkeypatch, concierge.app, "plan_catch_up")  # a plan over a long history
     async with running(database_url, fake_slack, clock) as bot:
         catching_up = bot.listeners.start_catch_up()  # as on start, or on Socket Mode's hello
         live = asyncio.ensure_future(SlackDriver(bot).member_writes("alice", "Written just now"))
