@@ -116,6 +116,9 @@ class Due:
 # (the few rows still to process) only when the query states it so. With the statuses as parameters
 # only, the poll read every event the platform ever sent, each second.
 _STILL_TO_PROCESS = text("inboxitem.status IN ('pending', 'processing')")
+# Likewise for `ix_inbox_kept`, the events not done (failed ones among them): without it, counting the
+# failed events read every event ever received.
+NOT_DONE = text("inboxitem.status != 'done'")
 
 _DUE = (
     select(ITEMS.c.id, ITEMS.c.payload, ITEMS.c.attempts, ITEMS.c.member_told)
@@ -154,14 +157,15 @@ def mark_done(session: Session, item_id: int, now: datetime) -> bool:
 
 def count_failed(session: Session) -> int:
     """Inbound events given up on (shown by `concierge doctor` and the stats)."""
-    return session.execute(select(func.count()).select_from(ITEMS).where(ITEMS.c.status == "failed")).scalar_one()
+    return session.execute(select(func.count()).select_from(ITEMS)
+                           .where(NOT_DONE, ITEMS.c.status == "failed")).scalar_one()
 
 
 def failed_items(session: Session, limit: int = 20) -> list[tuple[int, str, str, str]]:
     """The newest failed events: id, platform, kind, last error."""
     rows = session.execute(
         select(ITEMS.c.id, ITEMS.c.platform, ITEMS.c.kind, ITEMS.c.last_error)
-        .where(ITEMS.c.status == "failed").order_by(ITEMS.c.id.desc()).limit(limit)
+        .where(NOT_DONE, ITEMS.c.status == "failed").order_by(ITEMS.c.id.desc()).limit(limit)
     ).all()
     return [tuple(row) for row in rows]
 

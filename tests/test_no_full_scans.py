@@ -156,3 +156,19 @@ async def test_the_hourly_purge_reads_only_what_is_new(traced, clock):
         assert not re.search(r"SCAN (message|conversation)\b", plan), (plan, sql)
         if "rowid>?" in plan:  # a walk along the primary key: only the lines after the mark
             assert re.search(r"WHERE message\.id > \d+", " ".join(sql.split())), (plan, sql)
+
+
+async def test_the_failed_events_are_counted_from_the_kept_ones(traced):
+    """`stats` and `concierge doctor` count and list the inbound events given up on. Those are among
+    the few not done (`ix_inbox_kept`); asked by status alone, every event ever received was read."""
+    from concierge.inbox import count_failed, failed_items
+
+    engine, statements = traced
+    with Session(engine) as session:
+        assert count_failed(session) == 0
+        assert failed_items(session) == []
+    reads = [sql for sql in statements if "'failed'" in sql]
+    assert len(reads) == 2, statements
+    for sql in reads:
+        plan = plan_of(engine, sql)
+        assert "ix_inbox_kept (status=?)" in plan, (plan, sql)
