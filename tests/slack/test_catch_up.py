@@ -59,13 +59,19 @@ async def test_messages_written_while_stopped_reach_staff_once_in_order_marked_l
     assert users and all(call.args["types"] == "im" for call in users)
 
 
-async def test_an_expert_reply_written_while_stopped_reaches_the_member_once(database_url, fake_slack, clock):
+async def alice_asked(database_url, fake_slack, clock, text: str) -> str:  # noqa: ANN001
+    """A bot that ran and stopped: the desk set up, alice asked `text`; her staff thread."""
     async with running(database_url, fake_slack, clock) as bot:
         driver = SlackDriver(bot)
         await setup_desk(driver)
-        await driver.member_writes("alice", "Best time to stretch?")
+        await driver.member_writes("alice", text)
         await driver.settle()
         [thread] = driver.threads()
+    return thread
+
+
+async def test_an_expert_reply_written_while_stopped_reaches_the_member_once(database_url, fake_slack, clock):
+    thread = await alice_asked(database_url, fake_slack, clock, "Best time to stretch?")
     fake_slack.write(STAFF, user_id("bob"), "After the run, never cold.", thread_ts=thread)
     fake_slack.write(STAFF, user_id("bob"), "note: she asked before", thread_ts=thread)
     clock.advance(30 * 60)
@@ -172,12 +178,7 @@ async def test_a_live_message_right_after_a_restart_waits_for_the_plan(database_
     import concierge.app
     from tests.support.hold import hold_up
 
-    async with running(database_url, fake_slack, clock) as bot:
-        driver = SlackDriver(bot)
-        await setup_desk(driver)
-        await driver.member_writes("alice", "How long should I rest after a marathon?")
-        await driver.settle()
-        [thread] = driver.threads()
+    thread = await alice_asked(database_url, fake_slack, clock, "How long should I rest after a marathon?")
     fake_slack.write(dm_channel("alice"), user_id("alice"), "Written while you were away")
     clock.advance(20 * 60)
     release = hold_up(monkeypatch, concierge.app, "plan_catch_up")  # a plan over a long history
