@@ -6,7 +6,9 @@ Prints two lines per backend:
 The first is one member at a time; the second many members at once (see `bench.relay_concurrent`:
 the throughput flat out, the latencies at half that rate), with the storage limit measured on the
 same database: bare transactions writing what a relay must record durably, at the same
-concurrency. A line before it gives the latencies flat out and the CPU per relay and per bare write.
+concurrency. Lines before it give the latencies flat out and the CPU per relay and per bare write,
+and the latencies of those bare writes offered at the paced run's rate (the storage's and the
+machine's share of the relay's p99).
 A relay is one message carried across (member -> staff thread, or expert -> member DM); its time
 is the bot's own: from handing the inbound event to the core until the fake platform has it.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from adapters.local.platform import LocalPlatform
-from bench.relay_concurrent import measure_concurrent, measure_limit
+from bench.relay_concurrent import measure_concurrent, measure_limit, measure_storage_paced
 from concierge.bootstrap import build_runtime
 from concierge.collector import freeze_startup_objects
 from concierge.database import upgrade
@@ -138,11 +140,15 @@ def main() -> None:
                                                             paced_per_s=args.paced_per_s))
                 limit, limit_cpu_us = asyncio.run(measure_limit(settings, found.conversations,
                                                                 args.concurrent_members, 2 * args.rounds))
+                storage_p50, storage_p99 = asyncio.run(measure_storage_paced(
+                    settings, found.conversations, args.concurrent_members, 2 * args.rounds, found.paced_pause_s))
             finally:
                 if server is not None:
                     server.stop()
         print(f"relay: backend={backend} saturated p50_ms={found.saturated_p50_ms:.1f} "
               f"p99_ms={found.saturated_p99_ms:.1f} cpu_us={found.cpu_us:.0f} limit_cpu_us={limit_cpu_us:.0f}",
+              flush=True)
+        print(f"relay: backend={backend} storage at the paced rate p50_ms={storage_p50:.2f} p99_ms={storage_p99:.2f}",
               flush=True)
         print(f"relay: backend={backend} mode=concurrent per_s={found.per_s:.0f} p50_ms={found.p50_ms:.2f} "
               f"p99_ms={found.p99_ms:.2f} limit_per_s={limit:.0f} ratio={found.per_s / limit:.2f}", flush=True)

@@ -11,6 +11,10 @@ reported are those of a second run at half that rate, members pausing between me
 `measure_limit` is what the storage can do with the same concurrency, the same engine settings
 and the same database threads: bare transactions that insert and commit what one relay must
 record durably (its inbox row, its outbox row and its transcript row), nothing else.
+
+`measure_storage_paced` gives the latencies' counterpart: those bare writes offered at the paced
+run's rate, the same members pausing the same way, grouped as the bot's writes are. Its p99 is
+the storage's and the machine's share of the relay's: the disk's syncs, the host's pauses.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ class Concurrent:
     saturated_p99_ms: float
     cpu_us: float  # CPU per relay while saturated, every thread of the process
     conversations: list[int]
+    paced_pause_s: float  # each member's mean pause between relays in the paced run
 
 
 async def measure_concurrent(settings: Settings, members: int, rounds: int, load: float = 0.5,
@@ -164,11 +169,13 @@ async def measure_concurrent(settings: Settings, members: int, rounds: int, load
         # before the paced run, which measures a steady half load, not the way down from saturation.
         await asyncio.sleep(SETTLE_S)
         # Each member waits about members / rate between relays, so that together they offer that rate.
-        _, _, paced = await phase("p", members / (paced_per_s or load * per_s))
+        pause_s = members / (paced_per_s or load * per_s)
+        _, _, paced = await phase("p", pause_s)
         conversations = await runtime.db.run(lambda session: [
             row[0] for row in session.execute(ITEMS.select().with_only_columns(ITEMS.c.conversation_id)
                                               .where(ITEMS.c.conversation_id.is_not(None)).distinct())])
-        return Concurrent(per_s, *percentiles(paced), *percentiles(saturated), cpu / expected * 1e6, conversations)
+        return Concurrent(per_s, *percentiles(paced), *percentiles(saturated), cpu / expected * 1e6, conversations,
+                          pause_s)
     finally:
         await runtime.stop_background(loop_task)
         runtime.close()
@@ -211,5 +218,34 @@ async def measure_limit(settings: Settings, conversations: list[int], concurrenc
         await asyncio.gather(*(writer(index) for index in range(concurrency)))
         count = concurrency * per_writer
         return count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e6
+    finally:
+        db.close()
+
+
+async def measure_storage_paced(settings: Settings, conversations: list[int], members: int, writes: int,
+                                pause_s: float) -> tuple[float, float]:
+    """The bare durable writes of `measure_limit`, offered as the paced run offers relays: `members`
+    writers, each pausing a random while (mean `pause_s`) before each of its `writes` writes, grouped
+    as the bot's writes are. Returns their p50 and p99 in ms."""
+    db = Database.from_url(settings.database_url.get_secret_value(), synchronous=settings.sqlite_synchronous)
+    numbers = itertools.count(1_000_000_000)  # after `measure_limit`'s event ids
+    now = datetime.now(timezone.utc)
+    pauses = random.Random(7)
+
+    async def writer(index: int) -> list[float]:
+        conversation_id = conversations[index % len(conversations)]
+        spent = []
+        for _ in range(writes):
+            await asyncio.sleep(pauses.expovariate(1 / pause_s))
+            number = next(numbers)
+            before = time.perf_counter()
+            await db.run_grouped(lambda session, n=number: durable_write(session, n, conversation_id, now))
+            spent.append(time.perf_counter() - before)
+        return spent
+
+    try:
+        gc.collect()
+        results = await asyncio.gather(*(writer(index) for index in range(members)))
+        return percentiles([value for spent in results for value in spent])
     finally:
         db.close()
