@@ -148,6 +148,8 @@ class Concierge:
                         event.address.platform, event.event_id, error)
             return await self._record_for_retry(event, error)
         self.on_queued(claimed, left)
+        if reply is not None and reply.read is not None:
+            reply = await self.db.read(reply.read)
         if reply is not None and reply.finish is not None:
             reply = await asyncio.to_thread(reply.finish)
         if isinstance(event, StaffReply) and reply is not None and reply.text:

@@ -75,6 +75,9 @@ class Conversation(SQLModel, table=True):
         # no relay rewrites this index; purged conversations leave it (see `concierge.transcripts`).
         Index("ix_conversation_unpurged", "opened_at", sqlite_where=text("purged_at IS NULL"),
               postgresql_where=text("purged_at IS NULL")),
+        # `stats` over a period: the conversations opened since its start, not every one ever opened.
+        # One entry per conversation, written when it opens and never moved.
+        Index("ix_conversation_opened", "opened_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

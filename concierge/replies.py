@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlmodel import Session
+
 from concierge.platform import Card
 
 
@@ -45,6 +47,12 @@ class Reply:
     card: Card | None = None  # buttons to offer with the answer (e.g. the digest catalogue)
     attachment: FileAttachment | None = None  # a file for the same person only (e.g. the stats chart)
     form: Form | None = None  # ask the person for text (a modal) instead of showing `text`
-    # Slow work that completes this reply without the database (drawing a chart): `Concierge.handle`
-    # runs it after the transaction committed, off the database thread, and answers what it returns.
+    # A read over a long history that completes this reply (`stats` over a period): `Concierge.receive`
+    # runs it after the transaction committed, through `Database.read` (beside the writer on SQLite,
+    # so relays do not wait for it), and answers what it returns. It must not write: nothing it does
+    # is committed.
+    read: Callable[[Session], Reply] | None = field(default=None, repr=False, compare=False)
+    # Slow work that completes this reply without the database (drawing a chart): `Concierge.receive`
+    # runs it after the transaction committed (and after `read`), off the database thread, and
+    # answers what it returns.
     finish: Callable[[], Reply] | None = field(default=None, repr=False, compare=False)

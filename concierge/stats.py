@@ -10,6 +10,7 @@ from pathlib import Path
 from statistics import quantiles
 from typing import BinaryIO
 
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from concierge.durations import minutes_or_hours
@@ -39,27 +40,34 @@ class DeskStats:
 
 
 def collect(session: Session, since: datetime) -> DeskStats:
+    """The figures for the conversations opened since `since`.
+
+    They are read through `ix_conversation_opened`, from the conversation table alone: joined to
+    the members, SQLite's planner started from the members and read every conversation ever
+    opened (1,000,000 of them: 1.8 s). Tiers and experts are few; they are read whole."""
     stats = DeskStats(since, inbound_failed=count_failed(session))
-    rows = session.exec(
-        select(Conversation, Tier, Expert.display_name)
-        .join(Member, col(Member.id) == Conversation.member_id)
-        .join(Tier, col(Tier.id) == Member.tier_id)
-        .join(Expert, col(Expert.id) == Conversation.claimed_by, isouter=True)
-        .where(Conversation.opened_at >= since)
+    tier_of = select(Member.tier_id).where(col(Member.id) == Conversation.member_id).scalar_subquery()
+    rows = session.execute(
+        select_columns(col(Conversation.status), col(Conversation.opened_at), col(Conversation.first_response_at),
+                       col(Conversation.rating), col(Conversation.specialty), col(Conversation.claimed_by), tier_of)
+        .where(col(Conversation.opened_at) >= since)
     ).all()
+    tiers = {tier.id: tier for tier in session.exec(select(Tier))}
+    experts = dict(session.execute(select(Expert.id, Expert.display_name)).all())
     groups: dict[str, list[float]] = defaultdict(list)
     by_expert: dict[str, list[int]] = defaultdict(list)
-    for conversation, tier, expert in rows:
+    for status, opened_at, first_response_at, rating, specialty, claimed_by, tier_id in rows:
+        tier = tiers[tier_id]  # every conversation has a member, every member a tier (foreign keys)
         stats.conversations += 1
-        stats.open += conversation.status == ConversationStatus.OPEN
-        stats.by_hour[conversation.opened_at.hour] += 1
-        if conversation.rating:
-            stats.ratings.append(conversation.rating)
-            by_expert[expert or "nobody"].append(conversation.rating)
-        if conversation.first_response_at is None:
+        stats.open += status == ConversationStatus.OPEN
+        stats.by_hour[opened_at.hour] += 1
+        if rating:
+            stats.ratings.append(rating)
+            by_expert[experts.get(claimed_by) or "nobody"].append(rating)
+        if first_response_at is None:
             continue
-        minutes = (conversation.first_response_at - conversation.opened_at).total_seconds() / 60
-        groups[f"specialty {conversation.specialty}"].append(minutes)
+        minutes = (first_response_at - opened_at).total_seconds() / 60
+        groups[f"specialty {specialty}"].append(minutes)
         groups[f"tier {tier.name}"].append(minutes)
         if tier.response_target_minutes:
             stats.target_total += 1

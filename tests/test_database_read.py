@@ -135,3 +135,18 @@ async def test_the_file_sweeps_read_does_not_hold_up_the_writes_queued_after_it(
         assert await sweeping == 0
     finally:
         ticker.shutdown()
+
+
+async def test_stats_over_a_period_does_not_hold_up_the_writes_queued_after_it(sqlite_runtime, monkeypatch):
+    """`stats --since 365d` reads every conversation of the year (1,000,000 conversations: a quarter of
+    a second a month of them). The command is recorded on the writer's thread; the figures are read
+    beside it."""
+    import concierge.commands.stats
+    from adapters.local.platform import LocalPlatform
+    from concierge.inbound import CommandInvoked
+
+    admin = LocalPlatform.dm_address("admin")
+    release = hold_up(monkeypatch, concierge.commands.stats, "collect")
+    asking = asyncio.ensure_future(sqlite_runtime.concierge.handle(CommandInvoked("s1", admin, ("stats", "--since", "365d"))))
+    await writes_go_through_while(sqlite_runtime, asking, release)
+    assert (await asking).text.startswith("No conversations since ")

@@ -172,3 +172,35 @@ async def test_the_failed_events_are_counted_from_the_kept_ones(traced):
     for sql in reads:
         plan = plan_of(engine, sql)
         assert "ix_inbox_kept (status=?)" in plan, (plan, sql)
+
+
+async def test_stats_over_a_period_reads_the_conversations_opened_in_it(traced, clock):
+    """`stats --since 7d` must read the week's conversations (`ix_conversation_opened`). Joined to the
+    members, SQLite's planner started from them and read every conversation ever opened: 1.8 s
+    with 1,000,000 of them, where the week's 9,600 now take 47 ms."""
+    from datetime import timedelta
+
+    from concierge.stats import collect
+
+    engine, statements = traced
+    # The planner's statistics of a desk's history (what ANALYZE gave for 1,000,000 conversations of
+    # 10,000 members): on an empty database any plan looks as good.
+    with engine.begin() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute("ANALYZE")
+        driver.execute("DELETE FROM sqlite_stat1")
+        driver.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", [
+            ("conversation", "ix_conversation_opened", "1000000 1"),
+            ("conversation", "ix_conversation_unpurged", "1000000 1"),
+            ("conversation", "ix_conversation_status", "1000000 1000000"),
+            ("conversation", "ix_conversation_staff_thread", "1000000 1000000 1000000"),
+            ("conversation", "ix_conversation_member_status", "1000000 100 100"),
+            ("member", None, "10000"), ("expert", None, "1"), ("tier", "sqlite_autoindex_tier_1", "1 1")])
+        driver.execute("ANALYZE sqlite_schema")  # read them again
+    statements.clear()
+    with Session(engine) as session:
+        assert collect(session, clock.now() - timedelta(days=7)).conversations == 0
+    [reading] = [sql for sql in statements if re.search(r"\bFROM conversation\b", sql)]
+    plan = plan_of(engine, reading)
+    assert "SEARCH conversation USING INDEX ix_conversation_opened (opened_at>?)" in plan, plan
+    assert full_scans(engine, statements) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -17,16 +18,22 @@ from concierge.stats import DeskStats, chart_png, collect, render_text
 log = logging.getLogger(__name__)
 
 
-def _stats(session: Session, inv: Invocation, args: dict[str, Any]) -> str | Reply:
+def _stats(_session: Session, inv: Invocation, args: dict[str, Any]) -> Reply:
     try:
         since = inv.ctx.now - parse_duration(args["since"] or "7d")
     except ValueError:
         raise Refused("--since looks like 7d, 12h or 30m.") from None
+    # Read once the command is recorded, beside the writer: a long period covers many conversations,
+    # and relays must not wait for that read.
+    return Reply("", read=lambda session: _figures(session, since, chart=args["chart"]))
+
+
+def _figures(session: Session, since: datetime, *, chart: bool) -> Reply:
     figures = collect(session, since)
     text = render_text(figures)
-    if not args["chart"]:
-        return text
-    # Drawn once the transaction is over, off the database thread (matplotlib is slow to start).
+    if not chart:
+        return Reply(text)
+    # Drawn after the read, off the database threads (matplotlib is slow to start).
     return Reply(text, finish=lambda: _with_chart(text, figures))
 
 
