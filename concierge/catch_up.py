@@ -72,10 +72,11 @@ def plan_catch_up(session: Session, platform: str, now: datetime, hours: float) 
                CONVERSATIONS.c.staff_thread.is_not(None))
         .order_by(CONVERSATIONS.c.id)
     ).all()
+    oldest = now - timedelta(hours=hours)
     return CatchUpPlan(
         platform=platform,
-        oldest=now - timedelta(hours=hours),
+        oldest=oldest,
         dm_channels=tuple(sorted(set(dm_channels))),
         threads=tuple(ThreadToRead(channel, thread) for channel, thread in threads),
-        last_seen=last_written(session, platform),
+        last_seen=last_written(session, platform, oldest),
     )

@@ -170,11 +170,19 @@ def failed_items(session: Session, limit: int = 20) -> list[tuple[int, str, str,
     return [tuple(row) for row in rows]
 
 
-def last_written(session: Session, platform: str) -> dict[str, datetime]:
-    """Per place (channel or channel/thread), the time of the newest message recorded there."""
+def last_written(session: Session, platform: str, since: datetime) -> dict[str, datetime]:
+    """Per place (channel or channel/thread), the time of the newest message recorded there, from
+    the events received since `since` (`ix_inbox_received`): not the whole history.
+
+    A message written at or after `since` was received after it (`written_at` is the platform's
+    clock, `received_at` ours), so every place whose newest message is that recent is here. A
+    place missing is read back from the catch-up's oldest time, which is `since`: at worst (our
+    clock behind the platform's) a little more is read again, and what was recorded already is
+    recognised by its id.
+    """
     rows = session.execute(
         select(ITEMS.c.place, func.max(ITEMS.c.written_at))
-        .where(ITEMS.c.platform == platform, ITEMS.c.written_at.is_not(None))
+        .where(ITEMS.c.platform == platform, ITEMS.c.received_at >= since, ITEMS.c.written_at.is_not(None))
         .group_by(ITEMS.c.place)
     ).all()
     return {place: written for place, written in rows if written is not None}

@@ -193,12 +193,15 @@ class InboxItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("platform", "event_id", name="uq_inbox_event"),
         # Only the few rows still to process are in it: the hot path writes `done` rows, which skip it.
-        # The poll asks per platform: led by it, this index wins over `ix_inbox_place` (all the
+        # The poll asks per platform: led by it, this index wins over `ix_inbox_received` (all the
         # platform's events ever) even where the database has no statistics to tell them apart.
         Index("ix_inbox_due", "platform", "status", "next_attempt_at",
               sqlite_where=text("status IN ('pending', 'processing')"),
               postgresql_where=text("status IN ('pending', 'processing')")),
-        Index("ix_inbox_place", "platform", "place", "written_at"),
+        # The catch-up's plan reads the events received within its window (`inbox.last_written`).
+        # Each new event's entry goes at the end of its platform's range: no relay writes a page
+        # of it at random.
+        Index("ix_inbox_received", "platform", "received_at"),
         # The file sweep keeps the files of every event not done; done rows (nearly all) skip it.
         Index("ix_inbox_kept", "status", sqlite_where=text("status != 'done'"),
               postgresql_where=text("status != 'done'")),

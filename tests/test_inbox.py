@@ -244,3 +244,19 @@ async def test_a_lone_surrogate_or_a_nul_does_not_keep_a_message_from_being_reco
     await desk.settle()
     assert receipt.status == "done"
     assert platform.threads_opened()[0].message.text == "Broken \ufffd emoji and a  NUL"
+
+
+async def test_the_catch_up_plan_reads_the_events_received_within_its_window(desk, runtime, clock):
+    """The plan's newest message per place comes from the events received since its oldest time:
+    a place written to only before that is read back from that time anyway."""
+    from concierge.inbox import last_written
+
+    await enrol(desk)
+    await runtime.concierge.receive(dm("m1", "Before the window.", written_at=clock.now()))  # received at START
+    clock.advance(3 * 3600)
+    # Received now, written two hours ago: a message the catch-up read back from the history.
+    await runtime.concierge.receive(StaffReply("r1", Address("local", "staff", "bob", "t1"), "Read back.",
+                                               written_at=START + timedelta(hours=1)))
+    since = clock.now() - timedelta(hours=1)
+    seen = await runtime.db.run(lambda session: last_written(session, "local", since))
+    assert seen == {"staff/t1": START + timedelta(hours=1)}, seen

@@ -204,3 +204,28 @@ async def test_stats_over_a_period_reads_the_conversations_opened_in_it(traced, 
     plan = plan_of(engine, reading)
     assert "SEARCH conversation USING INDEX ix_conversation_opened (opened_at>?)" in plan, plan
     assert full_scans(engine, statements) == []
+
+
+async def test_the_catch_up_plan_reads_the_events_received_within_its_window(traced, clock):
+    """At start and at every reconnect, the catch-up's plan takes each place's newest recorded
+    message. Over every event of the platform (`ix_inbox_place`, grouped by place) that took 3.1 s
+    with 3,000,000 events in 510,000 places; now it reads the window's (`ix_inbox_received`)."""
+    from concierge.catch_up import plan_catch_up
+
+    engine, statements = traced
+    with engine.begin() as connection:  # the planner's statistics of that inbox (ANALYZE's)
+        driver = connection.connection.driver_connection
+        driver.execute("ANALYZE")
+        driver.execute("DELETE FROM sqlite_stat1")
+        driver.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", [
+            ("inboxitem", "ix_inbox_received", "3000000 3000000 1"),
+            ("inboxitem", "sqlite_autoindex_inboxitem_1", "3000000 3000000 1"),
+            ("conversation", "ix_conversation_status", "1000000 100"),
+            ("conversation", "ix_conversation_member_status", "1000000 100 100")])
+        driver.execute("ANALYZE sqlite_schema")
+    statements.clear()
+    with Session(engine) as session:
+        assert plan_catch_up(session, "slack", clock.now(), 24).last_seen == {}
+    [reading] = [sql for sql in statements if "FROM inboxitem" in sql]
+    plan = plan_of(engine, reading)
+    assert "ix_inbox_received (platform=? AND received_at>?)" in plan, plan
