@@ -97,6 +97,17 @@ def traced(tmp_path, sqlite_template):
     engine.dispose()
 
 
+def planner_statistics(engine, stats: list[tuple[str, str | None, str]]) -> None:
+    """Give SQLite's planner the statistics (`sqlite_stat1` rows) of a database grown large: on an
+    empty one, any plan looks as good as another."""
+    with engine.begin() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute("ANALYZE")
+        driver.execute("DELETE FROM sqlite_stat1")
+        driver.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", stats)
+        driver.execute("ANALYZE sqlite_schema")  # read them again
+
+
 def plan_of(engine, sql: str) -> str:
     with engine.connect() as connection:
         return " ".join(row[-1] for row in connection.connection.driver_connection.execute(
@@ -183,20 +194,14 @@ async def test_stats_over_a_period_reads_the_conversations_opened_in_it(traced, 
     from concierge.stats import collect
 
     engine, statements = traced
-    # The planner's statistics of a desk's history (what ANALYZE gave for 1,000,000 conversations of
-    # 10,000 members): on an empty database any plan looks as good.
-    with engine.begin() as connection:
-        driver = connection.connection.driver_connection
-        driver.execute("ANALYZE")
-        driver.execute("DELETE FROM sqlite_stat1")
-        driver.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", [
-            ("conversation", "ix_conversation_opened", "1000000 1"),
-            ("conversation", "ix_conversation_unpurged", "1000000 1"),
-            ("conversation", "ix_conversation_status", "1000000 1000000"),
-            ("conversation", "ix_conversation_staff_thread", "1000000 1000000 1000000"),
-            ("conversation", "ix_conversation_member_status", "1000000 100 100"),
-            ("member", None, "10000"), ("expert", None, "1"), ("tier", "sqlite_autoindex_tier_1", "1 1")])
-        driver.execute("ANALYZE sqlite_schema")  # read them again
+    # What ANALYZE gave for 1,000,000 conversations of 10,000 members.
+    planner_statistics(engine, [
+        ("conversation", "ix_conversation_opened", "1000000 1"),
+        ("conversation", "ix_conversation_unpurged", "1000000 1"),
+        ("conversation", "ix_conversation_status", "1000000 1000000"),
+        ("conversation", "ix_conversation_staff_thread", "1000000 1000000 1000000"),
+        ("conversation", "ix_conversation_member_status", "1000000 100 100"),
+        ("member", None, "10000"), ("expert", None, "1"), ("tier", "sqlite_autoindex_tier_1", "1 1")])
     statements.clear()
     with Session(engine) as session:
         assert collect(session, clock.now() - timedelta(days=7)).conversations == 0
@@ -213,16 +218,11 @@ async def test_the_catch_up_plan_reads_the_events_received_within_its_window(tra
     from concierge.catch_up import plan_catch_up
 
     engine, statements = traced
-    with engine.begin() as connection:  # the planner's statistics of that inbox (ANALYZE's)
-        driver = connection.connection.driver_connection
-        driver.execute("ANALYZE")
-        driver.execute("DELETE FROM sqlite_stat1")
-        driver.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", [
-            ("inboxitem", "ix_inbox_received", "3000000 3000000 1"),
-            ("inboxitem", "sqlite_autoindex_inboxitem_1", "3000000 3000000 1"),
-            ("conversation", "ix_conversation_status", "1000000 100"),
-            ("conversation", "ix_conversation_member_status", "1000000 100 100")])
-        driver.execute("ANALYZE sqlite_schema")
+    planner_statistics(engine, [  # what ANALYZE gave for that inbox
+        ("inboxitem", "ix_inbox_received", "3000000 3000000 1"),
+        ("inboxitem", "sqlite_autoindex_inboxitem_1", "3000000 3000000 1"),
+        ("conversation", "ix_conversation_status", "1000000 100"),
+        ("conversation", "ix_conversation_member_status", "1000000 100 100")])
     statements.clear()
     with Session(engine) as session:
         assert plan_catch_up(session, "slack", clock.now(), 24).last_seen == {}
