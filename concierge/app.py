@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -59,6 +59,20 @@ FAILED = "Sorry, that failed on our side and nothing was changed. Please try aga
 ALREADY_HANDLED = "Already done."
 FILE_NOT_SENT = "Sorry, the file could not be sent. Please try again in a minute."
 ANSWER_RETRIES = (0.2, 1.0)  # seconds between tries of a command when the core fails (a database hiccup)
+
+T = TypeVar("T")
+
+
+async def tried_again(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """`attempt()`, tried again after each of `ANSWER_RETRIES` when it fails (a database hiccup); the
+    last failure is raised."""
+    for delay in ANSWER_RETRIES:
+        try:
+            return await attempt()
+        except Exception as error:
+            log.warning("%s failed (%s); trying again in %g s", what, error, delay)
+            await asyncio.sleep(delay)
+    return await attempt()
 
 
 @dataclass
@@ -149,12 +163,21 @@ class Concierge:
             return await self._record_for_retry(event, error)
         self.on_queued(claimed, left)
         if reply is not None and reply.read is not None:
-            reply = await self.db.read(reply.read)
+            reply = await self._read_for(event, reply.read)
         if reply is not None and reply.finish is not None:
             reply = await asyncio.to_thread(reply.finish)
         if isinstance(event, StaffReply) and reply is not None and reply.text:
             self._tell_later(event.address, reply)  # not on the way to the acknowledgement
         return Receipt("done", reply)
+
+    async def _read_for(self, event: Inbound, read: Callable[[Session], Reply]) -> Reply:
+        """The reply's read (`Reply.read`), once the event is recorded: a failure is tried again here,
+        since trying the whole event again would find it recorded and answer "Already done"."""
+        try:
+            return await tried_again(lambda: self.db.read(read), f"the read answering {event.event_id}")
+        except Exception:
+            log.exception("the read answering %s event %s failed", event.address.platform, event.event_id)
+            return Reply(FAILED, ok=False)
 
     async def handle(self, event: Inbound) -> Reply | None:
         """`receive`, for callers that only want the private answer."""
@@ -218,19 +241,13 @@ class Concierge:
         platform cannot show now falls back to the reply's text (it names the command to type);
         a file that cannot be sent is named in the answer.
         """
-        reply = Reply(FAILED, ok=False)  # each pass below ends with a reply or tries again
-        for delay in (*ANSWER_RETRIES, None):
-            try:
-                reply = (await self.receive(event)).reply or Reply(ALREADY_HANDLED)
-                break
-            except Exception as error:
-                if delay is None:
-                    log.exception("the core failed on %s event %s", event.address.platform, event.event_id)
-                    reply = Reply(FAILED, ok=False)
-                    break
-                log.warning("the core failed on %s event %s (%s); trying again in %g s",
-                            event.address.platform, event.event_id, error, delay)
-                await asyncio.sleep(delay)
+        try:
+            receipt = await tried_again(lambda: self.receive(event),
+                                        f"the core on {event.address.platform} event {event.event_id}")
+            reply = receipt.reply or Reply(ALREADY_HANDLED)
+        except Exception:
+            log.exception("the core failed on %s event %s", event.address.platform, event.event_id)
+            reply = Reply(FAILED, ok=False)
         if reply.form is not None:
             try:
                 if await responder.open_form(reply.form):

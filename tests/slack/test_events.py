@@ -278,6 +278,28 @@ async def test_a_command_the_core_keeps_failing_on_is_answered_privately(bot, mo
     assert "No members yet" in await driver.command("admin", "member list")
 
 
+async def test_a_stats_read_that_fails_is_tried_again_not_answered_already_done(bot, monkeypatch):
+    """`stats` is recorded first and its figures read after (`Reply.read`, beside the writer). A
+    failing read is tried again on its own: trying the whole command again would find it recorded
+    and answer "Already done."."""
+    driver = SlackDriver(bot)
+    monkeypatch.setattr("concierge.app.ANSWER_RETRIES", (0.0, 0.0))
+    db = bot.runtime.db
+    real = db.read
+    failures = {"left": 2}
+
+    async def failing(work):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("database unavailable")
+        return await real(work)
+
+    monkeypatch.setattr(db, "read", failing)
+    assert (await driver.command("admin", "stats --since 1d")).startswith("No conversations since ")
+    failures["left"] = 3  # fails every time: a polite failure, not "Already done."
+    assert await driver.command("admin", "stats --since 2d") == FAILED
+
+
 async def test_an_answer_with_buttons_and_pressing_one(bot):
     def offer(session, invocation, args):
         return Reply("Pick a digest:", card=Card("Digests", buttons=(Button("Subscribe tips", "pick", "tips", "primary"),)))
