@@ -59,7 +59,7 @@ def home_of(session: Session, settings: Settings, platform: str, user: str, now:
         home.staff_open = session.exec(
             select(func.count()).select_from(Conversation).where(Conversation.status == ConversationStatus.OPEN)).one()
         if home.staff_open and now is not None:
-            home.queue = render_queue(open_queue(session, limit=MAX_LISTED), now)
+            home.queue = render_queue(open_queue(session), now, shown=MAX_LISTED)
     member = member_of(session, platform, user)
     if member is None:
         if home.staff_open is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from concierge.errors import Refused
 from concierge.people import Context, identity_of
@@ -125,11 +125,14 @@ def set_member_blocked(
     return member
 
 
-def list_members(session: Session) -> list[tuple[Member, str]]:
+def list_members(session: Session, *, offset: int = 0, limit: int | None = None) -> tuple[list[tuple[Member, str]], int]:
+    """The active members by name (from `offset`, at most `limit`), with their tiers; and how many there are."""
+    total = session.exec(select(func.count()).select_from(Member).where(Member.active)).one()
     rows = session.exec(
-        select(Member, Tier.name).join(Tier, col(Tier.id) == Member.tier_id).where(Member.active).order_by(Member.display_name)
+        select(Member, Tier.name).join(Tier, col(Tier.id) == Member.tier_id).where(Member.active)
+        .order_by(Member.display_name, col(Member.id)).offset(offset).limit(limit)
     ).all()
-    return [(member, tier) for member, tier in rows]
+    return [(member, tier) for member, tier in rows], total
 
 
 def add_expert(

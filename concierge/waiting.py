@@ -31,7 +31,7 @@ class Waiting:
                 and now - self.waiting_since > timedelta(minutes=self.target_minutes))
 
 
-def open_queue(session: Session, specialty: str | None = None, limit: int = 50) -> list[Waiting]:
+def open_queue(session: Session, specialty: str | None = None) -> list[Waiting]:
     """Open conversations (topic picked), those waiting for an answer first, the longest wait on top."""
     last_answer = (select(func.max(Message.created_at))
                    .where(Message.conversation_id == Conversation.id, Message.direction == Direction.OUT)
@@ -51,14 +51,18 @@ def open_queue(session: Session, specialty: str | None = None, limit: int = 50) 
         query = query.where(col(Conversation.specialty) == specialty.lower())
     rows = [Waiting(*row) for row in session.execute(query).all()]
     rows.sort(key=lambda row: (row.waiting_since is None, row.waiting_since or datetime.max, row.id))
-    return rows[:limit]
+    return rows
 
 
-def render_queue(rows: list[Waiting], now: datetime) -> str:
+def render_queue(rows: list[Waiting], now: datetime, shown: int = 50) -> str:
+    """The first `shown` of `rows`, one line each, and how many more there are."""
     if not rows:
         return "No open conversations: nobody is waiting."
-    lines = [f"Open conversations ({len(rows)}), longest waiting first:"]
-    for row in rows:
+    if len(rows) <= shown:
+        lines = [f"Open conversations ({len(rows)}), longest waiting first:"]
+    else:
+        lines = [f"Open conversations ({len(rows)}), the {shown} waiting longest first:"]
+    for row in rows[:shown]:
         if row.waiting_since is None:
             state = "answered"
         else:
@@ -67,4 +71,6 @@ def render_queue(rows: list[Waiting], now: datetime) -> str:
                 state += f", over the {describe_minutes(row.target_minutes)} target"
         who = f"claimed by {row.claimed_by}" if row.claimed_by else "unclaimed"
         lines.append(f"#{row.id} {row.member} ({row.tier or '?'}, {row.specialty}): {state}; {who}")
+    if len(rows) > shown:
+        lines.append(f"...and {len(rows) - shown} more. For one specialty only: `/concierge queue --specialty <name>`.")
     return "\n".join(lines)

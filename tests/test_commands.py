@@ -126,6 +126,49 @@ async def test_non_admins_are_refused_and_nothing_changes(desk, runtime, who):
     assert after == before
 
 
+def test_a_number_option_is_checked_like_a_number_parameter():
+    listing, _ = REGISTRY.find(("member", "list"))
+    assert REGISTRY.parse(listing, ("--page", "2")) == {"page": 2}
+    assert REGISTRY.parse(listing, ()) == {"page": None}
+    for wrong in ("0", "two", "-1", "99999999999"):
+        with pytest.raises(UsageError, match="<page> must be a number from 1 to"):
+            REGISTRY.parse(listing, (f"--page={wrong}",))
+
+
+async def test_the_member_list_comes_a_page_at_a_time(desk):
+    """Tens of thousands of members in one answer would be hundreds of Discord messages (2,000
+    characters each) or cut by Slack; a page is about one message."""
+    from concierge.commands.members import MEMBERS_PER_PAGE
+
+    await desk.command("admin", "tier set premium")
+    for number in range(MEMBERS_PER_PAGE + 5):
+        await desk.command("admin", f"member add m{number:02d} premium Member {number:02d}")
+    first = (await desk.command("admin", "member list")).split("\n")
+    assert first[0] == f"Members 1-{MEMBERS_PER_PAGE} of {MEMBERS_PER_PAGE + 5} (page 1 of 2):"
+    assert first[1:-1] == [f"Member {number:02d} (premium)" for number in range(MEMBERS_PER_PAGE)]
+    assert first[-1] == "Next: `/concierge member list --page 2`"
+    second = (await desk.command("admin", "member list --page 2")).split("\n")
+    assert second == [f"Members {MEMBERS_PER_PAGE + 1}-{MEMBERS_PER_PAGE + 5} of {MEMBERS_PER_PAGE + 5} (page 2 of 2):",
+                      *[f"Member {number:02d} (premium)" for number in range(MEMBERS_PER_PAGE, MEMBERS_PER_PAGE + 5)]]
+    assert await desk.command("admin", "member list --page 3") == "There are 2 pages of members; ask for one from 1 to 2."
+    assert "<page> must be a number" in await desk.command("admin", "member list --page none")
+
+
+def test_the_queue_shows_the_longest_waits_and_says_how_many_more():
+    from datetime import datetime, timedelta, timezone
+
+    from concierge.waiting import Waiting, render_queue
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    waiting = [Waiting(number, f"member {number}", "premium", "nutrition", None, now - timedelta(minutes=60 - number),
+                       None) for number in range(1, 6)]
+    assert render_queue(waiting, now, shown=5).split("\n")[0] == "Open conversations (5), longest waiting first:"
+    lines = render_queue(waiting, now, shown=2).split("\n")
+    assert lines[0] == "Open conversations (5), the 2 waiting longest first:"
+    assert [line.split(" ")[0] for line in lines[1:3]] == ["#1", "#2"]
+    assert lines[3:] == ["...and 3 more. For one specialty only: `/concierge queue --specialty <name>`."]
+
+
 async def test_member_lifecycle(desk, runtime):
     assert await desk.command("admin", "member add alice premium Alice Liddell") == \
         "Alice Liddell is now a premium member."

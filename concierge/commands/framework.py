@@ -137,7 +137,7 @@ class CommandRegistry:
                 if not tokens_left:
                     raise UsageError(f"--{name} needs a value")
                 value = tokens_left.pop(0)
-            values[name] = value
+            values[name] = _number(options[name], value) if options[name].kind == "int" else value
         for name, param in options.items():
             values.setdefault(name, False if param.kind == "flag" else None)
         for param in command.params:
@@ -154,10 +154,7 @@ class CommandRegistry:
                 continue
             token = remaining.pop(0)
             if param.kind == "int":
-                number = whole_number(token, 1, MAX_ID)
-                if number is None:
-                    raise UsageError(f"<{param.name}> must be a number from 1 to {MAX_ID}, not {token[:40]!r}")
-                values[param.name] = number
+                values[param.name] = _number(param, token)
             elif param.kind == "list":
                 items = [item.strip().lower() for item in token.split(",") if item.strip()]
                 if not items:
@@ -210,3 +207,10 @@ class CommandRegistry:
                 return f"No command `{topic}`. Try `{PREFIX} help`."
         lines = [f"`{command.usage()}`: {command.help}" for command in commands]
         return "\n".join(lines)
+
+
+def _number(param: Param, token: str) -> int:
+    number = whole_number(token, 1, MAX_ID)
+    if number is None:
+        raise UsageError(f"<{param.name}> must be a number from 1 to {MAX_ID}, not {token[:40]!r}")
+    return number

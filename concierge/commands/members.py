@@ -70,13 +70,25 @@ def _member_unblock(session: Session, inv: Invocation, args: dict[str, Any]) -> 
     return f"{member.display_name} is unblocked."
 
 
+MEMBERS_PER_PAGE = 40  # about one Discord message (2,000 characters) of typical names
+
+
 def _member_list(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
-    rows = membership.list_members(session)
-    if not rows:
+    page = args["page"] or 1
+    rows, total = membership.list_members(session, offset=(page - 1) * MEMBERS_PER_PAGE, limit=MEMBERS_PER_PAGE)
+    if not total:
         return "No members yet. Add one with `/concierge member add <user> <tier>`."
-    return "\n".join(
-        f"{member.display_name} ({tier}){' [blocked]' if member.blocked else ''}" for member, tier in rows
-    )
+    pages = -(-total // MEMBERS_PER_PAGE)
+    if page > pages:
+        raise Refused(f"There {'is 1 page' if pages == 1 else f'are {pages} pages'} of members; "
+                      f"ask for one from 1 to {pages}.")
+    lines = [f"{member.display_name} ({tier}){' [blocked]' if member.blocked else ''}" for member, tier in rows]
+    if pages == 1:
+        return "\n".join(lines)
+    first = (page - 1) * MEMBERS_PER_PAGE + 1
+    header = f"Members {first}-{first + len(rows) - 1} of {total} (page {page} of {pages}):"
+    footer = [f"Next: `/concierge member list --page {page + 1}`"] if page < pages else []
+    return "\n".join([header, *lines, *footer])
 
 
 def _tier_set(session: Session, inv: Invocation, args: dict[str, Any]) -> str:
@@ -102,7 +114,8 @@ MEMBER_COMMANDS = [
     Command(("member", "block"), (USER, Param("reason", "text", optional=True), Param("days", option=True)),
             Role.ADMIN, "stop relaying a member's messages (--days N: for N days)", _member_block),
     Command(("member", "unblock"), (USER,), Role.ADMIN, "relay a blocked member's messages again", _member_unblock),
-    Command(("member", "list"), (), Role.ADMIN, "list the members and their tiers", _member_list),
+    Command(("member", "list"), (Param("page", "int", option=True),), Role.ADMIN,
+            f"list the members and their tiers, {MEMBERS_PER_PAGE} a page (--page 2)", _member_list),
     Command(("tier", "set"), (Param("tier"), Param("quota", option=True), Param("target", option=True),
                               Param("specialties", option=True)), Role.ADMIN,
             "define a tier: --quota 10/month, --target 4h, --specialties training,nutrition", _tier_set),
