@@ -259,20 +259,24 @@ async def test_app_home_lists_the_members_open_questions_and_digests(bot, clock)
     assert "members of Peak Club" in mallory
 
 
-async def test_a_command_the_core_keeps_failing_on_is_answered_privately(bot, monkeypatch):
-    driver = SlackDriver(bot)
-    monkeypatch.setattr("concierge.app.ANSWER_RETRIES", (0.0, 0.0))
-    concierge = bot.runtime.concierge
-    real = concierge.receive
-    failures = {"left": 3}
+def failing_first(monkeypatch, owner, name: str, failures: dict[str, int]) -> None:
+    """Make `owner.name` (a coroutine function) raise while `failures["left"]` is above zero, counting down."""
+    real = getattr(owner, name)
 
-    async def failing(event):
+    async def failing(*args):
         if failures["left"]:
             failures["left"] -= 1
             raise ConnectionError("database unavailable")
-        return await real(event)
+        return await real(*args)
 
-    monkeypatch.setattr(concierge, "receive", failing)
+    monkeypatch.setattr(owner, name, failing)
+
+
+async def test_a_command_the_core_keeps_failing_on_is_answered_privately(bot, monkeypatch):
+    driver = SlackDriver(bot)
+    monkeypatch.setattr("concierge.app.ANSWER_RETRIES", (0.0, 0.0))
+    failures = {"left": 3}
+    failing_first(monkeypatch, bot.runtime.concierge, "receive", failures)
     assert await driver.command("admin", "member list") == FAILED
     failures["left"] = 2  # fails twice, then works: the core tries again and answers
     assert "No members yet" in await driver.command("admin", "member list")
@@ -284,17 +288,8 @@ async def test_a_stats_read_that_fails_is_tried_again_not_answered_already_done(
     and answer "Already done."."""
     driver = SlackDriver(bot)
     monkeypatch.setattr("concierge.app.ANSWER_RETRIES", (0.0, 0.0))
-    db = bot.runtime.db
-    real = db.read
     failures = {"left": 2}
-
-    async def failing(work):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise ConnectionError("database unavailable")
-        return await real(work)
-
-    monkeypatch.setattr(db, "read", failing)
+    failing_first(monkeypatch, bot.runtime.db, "read", failures)
     assert (await driver.command("admin", "stats --since 1d")).startswith("No conversations since ")
     failures["left"] = 3  # fails every time: a polite failure, not "Already done."
     assert await driver.command("admin", "stats --since 2d") == FAILED
