@@ -8,6 +8,9 @@ process is a real bot runtime (inbox worker, outbox dispatcher, scheduler) feedi
 `Concierge.receive` and sending through the fake. Prints one line per run, then the speedup:
     scale: processes=<n> per_s=<relays per second> duplicates=<D> lost=<L>
     scale: speedup_4=<per_s(4)/per_s(1)>
+then one process against a platform that answers each send after a round trip (50 ms, as a real
+platform's API does), sending one message at a time and then as configured (several at once):
+    scale: processes=1 round_trip_ms=<R> concurrency=<C> per_s=<N> one_at_a_time_per_s=<M> ratio=<N/M>
 A relay is one message carried across; `per_s` is counted from the moment the events are
 offered until the last expected message reached the platform.
 """
@@ -66,10 +69,11 @@ class FakePlatform:
         return None
 
 
-def settings_for(url: str) -> Settings:
+def settings_for(url: str, concurrency: int | None = None) -> Settings:
     # Members here write far faster than people do: the flood limit is not what this measures.
+    extra = {} if concurrency is None else {"outbox_send_concurrency": concurrency}
     return Settings(_env_file=None, database_url=SecretStr(url), admins=[f"{NAME}:admin"], staff_channel=STAFF,
-                    member_messages_per_minute=1_000_000)
+                    member_messages_per_minute=1_000_000, **extra)
 
 
 def dm(member: int) -> Address:
@@ -111,10 +115,10 @@ def workload(threads: dict[int, str], rounds: int) -> tuple[list[dict], set[str]
     return [event_to_dict(event) for event in events], expected
 
 
-async def worker(url: str, base_url: str, batch: int) -> None:
+async def worker(url: str, base_url: str, batch: int, concurrency: int | None) -> None:
     """One bot process: take events from the platform, hand each to the core, until told to stop."""
     async with aiohttp.ClientSession() as session:
-        runtime = build_runtime(settings_for(url), {NAME: FakePlatform(session, base_url)})
+        runtime = build_runtime(settings_for(url, concurrency), {NAME: FakePlatform(session, base_url)})
         background = asyncio.create_task(runtime.run_background())
         try:
             while True:
@@ -137,19 +141,24 @@ async def call(base_url: str, method: str, path: str, body: object = None) -> di
             return await response.json()
 
 
-def run(server: PostgresServer, processes: int, members: int, rounds: int, batch: int) -> tuple[float, int, int]:
-    """One measured run with `processes` bot processes: (relays per second, duplicates, lost)."""
-    url = server.create_database(f"scale{processes}")
+def run(server: PostgresServer, processes: int, members: int, rounds: int, batch: int, *, name: str = "",
+        round_trip_s: float = 0.0, concurrency: int | None = None) -> tuple[float, int, int]:
+    """One measured run with `processes` bot processes: (relays per second, duplicates, lost).
+    `round_trip_s`: the fake platform's answer time; `concurrency`: the processes' sends at once."""
+    url = server.create_database(name or f"scale{processes}")
     upgrade(url)
-    fake = subprocess.Popen([sys.executable, "-m", "bench.scale_platform"], stdout=subprocess.PIPE, text=True)
+    fake = subprocess.Popen([sys.executable, "-m", "bench.scale_platform", str(round_trip_s)], stdout=subprocess.PIPE,
+                            text=True)
     workers: list[subprocess.Popen] = []
     try:
         assert fake.stdout is not None
         base_url = f"http://127.0.0.1:{int(fake.stdout.readline())}"
         threads = asyncio.run(set_up(url, base_url, members))
         events, expected = workload(threads, rounds)
-        workers = [subprocess.Popen([sys.executable, "-m", "bench.scale", "--worker", url, "--base-url", base_url,
-                                     "--batch", str(batch)]) for _ in range(processes)]
+        command = [sys.executable, "-m", "bench.scale", "--worker", url, "--base-url", base_url, "--batch", str(batch)]
+        if concurrency is not None:
+            command += ["--concurrency", str(concurrency)]
+        workers = [subprocess.Popen(command) for _ in range(processes)]
         while asyncio.run(call(base_url, "GET", "/stats"))["pollers"] < processes:  # all up before the offer
             time.sleep(0.1)
         asyncio.run(call(base_url, "POST", "/load", events))
@@ -189,9 +198,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=50, help="events a process takes from the platform at once")
+    parser.add_argument("--concurrency", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--round-trip-ms", type=float, default=50.0,
+                        help="the platform's answer time in the last run (one process, one send at a time and then several)")
+    parser.add_argument("--round-trip-members", type=int, default=50)
+    parser.add_argument("--round-trip-rounds", type=int, default=2)
     args = parser.parse_args()
     if args.worker:
-        asyncio.run(worker(args.worker, args.base_url, args.batch))
+        asyncio.run(worker(args.worker, args.base_url, args.batch, args.concurrency))
         return
     server = PostgresServer().start()
     rates: dict[int, float] = {}
@@ -200,10 +214,23 @@ def main() -> None:
             per_s, duplicates, lost = run(server, processes, args.members, args.rounds, args.batch)
             rates[processes] = per_s
             print(f"scale: processes={processes} per_s={per_s:.0f} duplicates={duplicates} lost={lost}", flush=True)
+        if 1 in rates and 4 in rates:
+            print(f"scale: speedup_4={rates[4] / rates[1]:.2f}", flush=True)
+        if args.round_trip_ms:
+            round_trip_s = args.round_trip_ms / 1000
+            concurrency = settings_for("sqlite://").outbox_send_concurrency
+            found = {}
+            for sends in (1, concurrency):
+                per_s, duplicates, lost = run(server, 1, args.round_trip_members, args.round_trip_rounds, args.batch,
+                                              name=f"round_trip_{sends}", round_trip_s=round_trip_s, concurrency=sends)
+                if duplicates or lost:
+                    raise SystemExit(f"scale: {sends} at once: duplicates={duplicates} lost={lost}")
+                found[sends] = per_s
+            print(f"scale: processes=1 round_trip_ms={args.round_trip_ms:.0f} concurrency={concurrency} "
+                  f"per_s={found[concurrency]:.0f} one_at_a_time_per_s={found[1]:.0f} "
+                  f"ratio={found[concurrency] / found[1]:.2f}", flush=True)
     finally:
         server.stop()
-    if 1 in rates and 4 in rates:
-        print(f"scale: speedup_4={rates[4] / rates[1]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 that ask for them (each event to one of them, as Slack spreads Socket Mode events over the app's
 connections) and records every message the bots send.
 
-Run as a separate process: `python -m bench.scale_platform`; it prints its port, then serves
+Run as a separate process: `python -m bench.scale_platform [ROUND_TRIP_S]`; it prints its port, then
+serves (each send answered after ROUND_TRIP_S seconds, a real platform's round trip: 0 by default)
     POST /load   the events to hand out (neutral event dicts), counters reset
     GET  /events?max=K&worker=W  up to K events not handed out yet; {"stop": true} once stopped
     POST /send   {"key", "channel", "user", "thread"}: a message (or a thread opened) -> {"id"}
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 from collections import Counter, deque
 
 from aiohttp import web
 
 
-def make_app() -> web.Application:
+def make_app(round_trip_s: float = 0.0) -> web.Application:
     queue: deque[dict] = deque()
     state: dict = {"stopped": False, "loaded_at": None, "last_send": None}
     pollers: set[str] = set()  # the processes that asked for events: they are up
@@ -43,6 +45,8 @@ def make_app() -> web.Application:
 
     async def send(request: web.Request) -> web.Response:
         body = await request.json()
+        if round_trip_s:
+            await asyncio.sleep(round_trip_s)
         delivered[body["key"]] += 1
         state["last_send"] = time.monotonic()
         return web.json_response({"id": str(next(ids))})
@@ -66,8 +70,10 @@ def make_app() -> web.Application:
 
 
 def main() -> None:
+    round_trip_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+
     async def start() -> None:
-        runner = web.AppRunner(make_app())
+        runner = web.AppRunner(make_app(round_trip_s))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

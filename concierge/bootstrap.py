@@ -123,6 +123,7 @@ def build_runtime(
         backoff_base_s=settings.outbox_backoff_base_s,
         backoff_cap_s=settings.outbox_backoff_cap_s,
         lease_s=settings.outbox_lease_s,
+        concurrency=settings.outbox_send_concurrency,
         current_card=current_card,
     )
     # Digest editions go out under the digests' policy: drawn from the edition, consent checked just

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     outbox_lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed send is held before another worker may retry it."
     )
+    outbox_send_concurrency: int = Field(
+        default=4, ge=1, le=8,
+        description="Messages a process sends at once, each to a different conversation or place (one after "
+                    "the other within one). A platform's round trip would otherwise bound a process to a few "
+                    "messages a second. At most 8: after a crash, each message being sent is looked for on the "
+                    "platform before it goes again.",
+    )
     inbox_max_attempts: int = Field(
         default=10, ge=1, le=1000,
         description="Tries to process a recorded inbound message before it is declared failed and staff are told.",

@@ -212,7 +212,8 @@ async def test_a_rate_limited_fan_out_pauses_the_whole_platform_then_resumes(des
     platform.send = counting_send
     platform.fail_next(RateLimited(30))
     await tick(ticker, desk)
-    assert attempts == ["ann"], "after the 429, the rest waited instead of hammering"
+    # Sends go out several at once: whichever went first got the 429, and none started after it.
+    assert len(attempts) == 1, "after the 429, the rest waited instead of hammering"
     items = rows(runtime, OutboxItem, OutboxItem.edition_id.is_not(None))
     assert [item.status for item in items] == ["pending"] * 3 and {item.attempts for item in items} == {0}
     clock.advance(29)

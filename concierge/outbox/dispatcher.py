@@ -27,7 +27,7 @@ from concierge.metrics import Metrics, count_429, observed_send
 from concierge.outbox import store
 from concierge.outbox.kinds import OutboxKind
 from concierge.outbox.outcome import Cancelled, Failed, Outcome, RateLimited, RetryLater, Sent
-from concierge.outbox.outcome_writer import OutcomeWriter
+from concierge.outbox.outcome_writer import MAX_UNRECORDED, OutcomeWriter
 from concierge.outbox.policy import DeliveryPolicy, SendLimiter
 from concierge.outbox.queue import Claimed
 from concierge.platform import MessageRef, Outbound, Platform, PlatformDown, Unreachable
@@ -52,6 +52,7 @@ class OutboxDispatcher:
         lease_s: float = 60.0,
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
+        concurrency: int = 4,
         jitter: Callable[[], float] = random.random,
         current_card: Callable[[Session, int], tuple[MessageRef, Outbound] | None] | None = None,
     ) -> None:
@@ -64,6 +65,11 @@ class OutboxDispatcher:
         self.lease_s = lease_s
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        # Sends under way at once, to different destinations: a platform's round trip (50 to 300 ms)
+        # would otherwise bound a process to a few messages a second. At most MAX_UNRECORDED.
+        if not 1 <= concurrency <= MAX_UNRECORDED:
+            raise ValueError(f"send concurrency must be from 1 to {MAX_UNRECORDED}, not {concurrency}")
+        self.concurrency = concurrency
         self.jitter = jitter
         self.current_card = current_card  # EDIT_CARD items: the card's message and what it should show now
         self._wake = asyncio.Event()
@@ -76,6 +82,9 @@ class OutboxDispatcher:
         self.limiters: dict[str, SendLimiter] = {}
         self.policies: dict[str, DeliveryPolicy] = {}
         self._stopping = False
+        # Outcomes of sends, committed while the next sends go out (one writer for every round: a
+        # round that ends leaves its last outcomes committing, see `deliver_due`).
+        self._outcomes = OutcomeWriter(lambda outcomes: self._write_outcomes(outcomes))
         self.metrics: Metrics | None = None  # the runtime's (bootstrap): sends by outcome, 429s
 
     def register(self, policy: DeliveryPolicy) -> None:
@@ -124,7 +133,8 @@ class OutboxDispatcher:
             if scan:
                 last_scan = time.monotonic()
             try:
-                if await self.deliver_due(scan=scan):
+                # Outcomes are left committing when the round ends: hand-offs arriving meanwhile go out at once.
+                if await self.deliver_due(scan=scan, settle=False):
                     continue
             except Exception:  # the loop must survive a database hiccup
                 log.exception("outbox round failed")
@@ -135,57 +145,115 @@ class OutboxDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
             except TimeoutError:
                 pass
+        try:
+            await self._write_the_rest()
+        except Exception:  # their items' leases run out, and the platform is asked before they go again
+            log.exception("the last outcomes could not be written")
 
     async def drain(self) -> int:
         """Deliver everything due now (hand-offs and a scan); returns how many items were tried."""
         return await self.deliver_due(scan=True)
 
-    async def deliver_due(self, scan: bool = True) -> int:
-        """Send what was handed over (and, if `scan`, what is due), record, repeat while busy."""
+    async def deliver_due(self, scan: bool = True, settle: bool = True) -> int:
+        """Send what was handed over (and, if `scan`, what is due), record, repeat while busy.
+
+        Each outcome is written as soon as it is known, while the next sends go out; at most
+        MAX_UNRECORDED sends are uncommitted at any moment, and after a crash each of those is
+        checked with the platform before it is sent again (`maybe_sent`; see `outcome_writer`).
+        A claim waits for them to be committed (it must not find them unsent); the next hand-offs
+        do not. `settle`: return only once every outcome is committed (else the next round, or
+        the end of `run`, waits for them)."""
+        writer = self._outcomes
         batch = self._take_handed()
         scanned: set[int] = set()  # ids claimed by a scan: their conversations may have more queued
         if scan:
             self._scan_wanted = False
-            found = await self.db.run(self._claim_due)
+            found = await self._claim(writer)
             scanned = {item.id for item in found}
             batch += found
         total = 0
         while batch:
             total += len(batch)
-            outcomes: list[Outcome] = []
-            # Each outcome is written as soon as it is known, while the next sends go out; at most
-            # MAX_UNRECORDED sends are uncommitted at any moment, and after a crash each of those is
-            # checked with the platform before it is sent again (`maybe_sent`; see `outcome_writer`).
-            writer = OutcomeWriter(self._write_outcomes)
-            for index, item in enumerate(batch):
-                if self._stopping:  # shutting down: outcomes known are written, what was not tried goes back
-                    unwritten = await writer.settle()
-                    if unwritten:
-                        await self._record_run(partial(self._record, outcomes=unwritten, scan=False))
-                    await self.db.run(partial(store.release, items=batch[index:]))
-                    return total
-                await writer.room()
-                started = time.perf_counter()
-                outcome = await observed_send(self.metrics, item, self._send(item), self.max_attempts)
-                outcomes.append(outcome)
-                if index < len(batch) - 1:  # the last one goes with the next claim, below
-                    writer.add(outcome, time.perf_counter() - started)
-            # The claim below must see those outcomes committed (on PostgreSQL writes run side by side).
-            unwritten = await writer.settle()
+            outcomes, untried = await self._send_all(batch, writer)
+            if untried or self._stopping:  # shutting down: outcomes known are written, what was not tried goes back
+                await self._write_the_rest()
+                if untried:
+                    await self.db.run(partial(store.release, items=untried))
+                return total
             rescan = (self._scan_wanted or len(batch) >= self.batch_size
                       or any(not isinstance(o, (Sent, Cancelled)) or o.item.conversation_id in self._waiting
                              or (o.item.id in scanned and o.item.conversation_id is not None)
                              for o in outcomes))
             self._scan_wanted = False
-            last = unwritten + [o for o in outcomes[-1:] if not o.recorded]
-            claimed = await self._record_run(partial(self._record, outcomes=last, scan=rescan))
-            if rescan:
-                # A conversation stops waiting once a scan after one of its sends finds nothing more.
-                sent = {o.item.conversation_id for o in outcomes if isinstance(o, Sent)}
-                self._waiting -= sent - {item.conversation_id for item in claimed}
+            if not rescan:
+                writer.flush()
+                scanned = set()
+                batch = self._take_handed()
+                continue
+            claimed = await self._claim(writer)
+            # A conversation stops waiting once a scan after one of its sends finds nothing more.
+            sent = {o.item.conversation_id for o in outcomes if isinstance(o, Sent)}
+            self._waiting -= sent - {item.conversation_id for item in claimed}
             scanned = {item.id for item in claimed}
             batch = self._take_handed() + claimed
+        if settle:
+            await self._write_the_rest()
         return total
+
+    async def _send_all(self, batch: list[Claimed], writer: OutcomeWriter) -> tuple[list[Outcome], list[Claimed]]:
+        """Send `batch`: up to `concurrency` sends at once, the items to one destination one after the other in
+        the batch's order. Returns the outcomes, and the items not tried because the dispatcher is stopping
+        (the sends under way finish first). A failed outcome write stops every lane at its next send and is
+        raised once they have stopped; the items it left untried stay leased (their leases run out)."""
+        lanes: dict[object, list[Claimed]] = {}
+        for item in batch:
+            lanes.setdefault(_destination(item), []).append(item)
+        outcomes: dict[int, Outcome] = {}
+        failures: list[Exception] = []
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def lane(items: list[Claimed]) -> None:
+            for item in items:
+                async with gate:
+                    if self._stopping or failures:
+                        return
+                    try:
+                        await writer.room()
+                    except Exception as error:
+                        failures.append(error)
+                        return
+                    if failures:  # raised to another lane while this one waited
+                        writer.abandon()
+                        return
+                    started = time.perf_counter()
+                    try:
+                        outcome = await observed_send(self.metrics, item, self._send(item), self.max_attempts)
+                    except BaseException:
+                        writer.abandon()
+                        raise
+                    writer.add(outcome, time.perf_counter() - started)
+                    outcomes[item.id] = outcome
+
+        if len(lanes) == 1:
+            await lane(batch)  # the common case under a trickle: no task to start
+        else:
+            await asyncio.gather(*(lane(items) for items in lanes.values()))
+        if failures:
+            raise failures[0]
+        return [outcomes[item.id] for item in batch if item.id in outcomes], [
+            item for item in batch if item.id not in outcomes]
+
+    async def _claim(self, writer: OutcomeWriter) -> list[Claimed]:
+        """Claim what is due, in one transaction with the outcomes not yet written, once those being
+        written are committed (on PostgreSQL writes run side by side: the claim must see them)."""
+        unwritten = await writer.settle()
+        return await self._record_run(partial(self._record, outcomes=unwritten, scan=True))
+
+    async def _write_the_rest(self) -> None:
+        """Return once every outcome known is committed."""
+        unwritten = await self._outcomes.settle()
+        if unwritten:
+            await self._record_run(partial(self._record, outcomes=unwritten, scan=False))
 
     def _record_run(self, work: Callable[[Session], list[Claimed]]) -> Awaitable[list[Claimed]]:
         """Where outcomes are written. SQLite (one database thread): in the group commit, sharing the
@@ -220,6 +288,9 @@ class OutboxDispatcher:
                 await limiter.acquire()
             if not await self.db.run(lambda session: self._confirm(session, policy, item)):
                 return Cancelled(item, policy.refusal)
+            wait = policy.paused(item.platform, self.clock.now())  # a send under way meanwhile got a 429
+            if wait is not None:
+                return RateLimited(item, wait)
         try:
             if not item.address.channel and item.address.user:
                 item.address = await platform.open_dm(item.address)
@@ -299,3 +370,11 @@ class OutboxDispatcher:
         if store.record(session, outcomes, self.clock.now(), max_attempts=self.max_attempts, backoff=self.backoff):
             self._scan_wanted = True
         return self._claim_due(session) if scan else []
+
+
+def _destination(item: Claimed) -> object:
+    """What a message's order is kept within: its conversation, else the place it goes to."""
+    if item.conversation_id is not None:
+        return item.conversation_id
+    address = item.address
+    return (address.platform, address.channel, address.thread) if address.channel else (address.platform, address.user)
