@@ -6,6 +6,10 @@ memory (`hand_over`), so a relay costs a share of one more transaction (its outc
 with others while the next sends go out: `outcome_writer`), not a search. Scan: due rows are
 claimed by `store.claim_due`. Kinds with a registered `DeliveryPolicy` (digests) get its message,
 its check just before sending, its limiter and its answer to a 429.
+
+Sending: up to `concurrency` messages at once, each to a different conversation or place; one
+place's messages go one after the other, in order (`_send_all`). Outcomes are committed while the
+next sends go out (`outcome_writer`), at most MAX_UNRECORDED uncommitted, those under way included.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from concierge.metrics import Metrics, count_429, observed_send
 from concierge.outbox import store
 from concierge.outbox.kinds import OutboxKind
 from concierge.outbox.outcome import Cancelled, Failed, Outcome, RateLimited, RetryLater, Sent
-from concierge.outbox.outcome_writer import MAX_UNRECORDED, OutcomeWriter
+from concierge.outbox.outcome_writer import MAX_UNRECORDED, SLOW_SEND_S, OutcomeWriter
 from concierge.outbox.policy import DeliveryPolicy, SendLimiter
 from concierge.outbox.queue import Claimed
 from concierge.platform import MessageRef, Outbound, Platform, PlatformDown, Unreachable
@@ -70,6 +74,7 @@ class OutboxDispatcher:
         if not 1 <= concurrency <= MAX_UNRECORDED:
             raise ValueError(f"send concurrency must be from 1 to {MAX_UNRECORDED}, not {concurrency}")
         self.concurrency = concurrency
+        self._sends_are_slow = True  # until a send shows otherwise: helpers take lanes (see `_send_all`)
         self.jitter = jitter
         self.current_card = current_card  # EDIT_CARD items: the card's message and what it should show now
         self._wake = asyncio.Event()
@@ -201,20 +206,30 @@ class OutboxDispatcher:
         return total
 
     async def _send_all(self, batch: list[Claimed], writer: OutcomeWriter) -> tuple[list[Outcome], list[Claimed]]:
-        """Send `batch`: up to `concurrency` sends at once, the items to one destination one after the other in
-        the batch's order. Returns the outcomes, and the items not tried because the dispatcher is stopping
-        (the sends under way finish first). A failed outcome write stops every lane at its next send and is
-        raised once they have stopped; the items it left untried stay leased (their leases run out)."""
-        lanes: dict[object, list[Claimed]] = {}
+        """Send `batch`, the items to one destination (a lane) one after the other in the batch's order.
+
+        The lanes are taken one after the other by this coroutine; while sends take a network's round
+        trip (the last one took `SLOW_SEND_S` or more), up to `concurrency - 1` helpers take lanes
+        beside it. Sends that return at once (in memory) gain nothing from helpers and would pay
+        for their tasks. Returns the outcomes, and the items not tried because the dispatcher is
+        stopping (the sends under way finish first). A failed outcome write stops every lane at its
+        next send and is raised once they have stopped; the items it left untried stay leased."""
+        grouped: dict[object, list[Claimed]] = {}
         for item in batch:
-            lanes.setdefault(_destination(item), []).append(item)
+            grouped.setdefault(_destination(item), []).append(item)
+        lanes = deque(grouped.values())
         outcomes: dict[int, Outcome] = {}
         failures: list[Exception] = []
-        gate = asyncio.Semaphore(self.concurrency)
+        helpers: list[asyncio.Future[None]] = []
 
-        async def lane(items: list[Claimed]) -> None:
-            for item in items:
-                async with gate:
+        def help_if_slow() -> None:
+            if self._sends_are_slow and not helpers and lanes and self.concurrency > 1:
+                helpers.extend(asyncio.ensure_future(take_lanes())
+                               for _ in range(min(self.concurrency - 1, len(lanes))))
+
+        async def take_lanes() -> None:
+            while lanes:
+                for item in lanes.popleft():
                     if self._stopping or failures:
                         return
                     try:
@@ -231,13 +246,16 @@ class OutboxDispatcher:
                     except BaseException:
                         writer.abandon()
                         raise
-                    writer.add(outcome, time.perf_counter() - started)
+                    send_s = time.perf_counter() - started
+                    writer.add(outcome, send_s)
                     outcomes[item.id] = outcome
+                    self._sends_are_slow = send_s >= SLOW_SEND_S
+                    help_if_slow()
 
-        if len(lanes) == 1:
-            await lane(batch)  # the common case under a trickle: no task to start
-        else:
-            await asyncio.gather(*(lane(items) for items in lanes.values()))
+        help_if_slow()
+        await take_lanes()
+        if helpers:
+            await asyncio.gather(*helpers)
         if failures:
             raise failures[0]
         return [outcomes[item.id] for item in batch if item.id in outcomes], [
