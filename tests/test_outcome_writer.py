@@ -279,3 +279,37 @@ async def test_the_next_hand_off_goes_out_while_the_last_outcome_is_being_writte
         assert platform.dms_to("m1") == ["message 1"]
     finally:
         task.cancel()
+
+
+async def test_a_claim_sees_the_outcomes_committed_waiting_for_the_write_only_where_it_must(runtime, database_url):
+    """A claim must not find sent messages unsent. On PostgreSQL writes run side by side, so it waits for the
+    write in flight; on SQLite the one database thread runs units in the order queued, so the claim is
+    queued behind that write at once instead of waiting for it first."""
+    writes: list[asyncio.Future] = []
+    claims_queued_with_the_write_done: list[bool] = []
+
+    def held_write(outcomes):
+        writes.append(asyncio.get_running_loop().create_future())
+        return writes[-1]
+
+    record_run = runtime.dispatcher._record_run
+
+    def spying_record_run(work):
+        claims_queued_with_the_write_done.append(writes[-1].done())
+        return record_run(work)
+
+    runtime.dispatcher._write_outcomes = held_write
+    runtime.dispatcher._scan_wanted = False  # a hand-off alone: its outcome is written, not claimed with
+    runtime.dispatcher.hand_over(claimed_dm(runtime, 1), set())
+    assert await runtime.dispatcher.deliver_due(scan=False, settle=False) == 1
+    assert len(writes) == 1 and not writes[0].done(), "the outcome's write is in flight"
+    runtime.dispatcher._record_run = spying_record_run
+    scanning = asyncio.ensure_future(runtime.dispatcher.deliver_due(scan=True, settle=False))
+    await asyncio.sleep(0.05)
+    if "sqlite" in database_url:
+        assert claims_queued_with_the_write_done == [False], "queued behind the write, not after it"
+    else:
+        assert claims_queued_with_the_write_done == [], "waiting for the write"
+    writes[0].set_result([])
+    await asyncio.wait_for(scanning, 5)
+    assert len(claims_queued_with_the_write_done) == 1

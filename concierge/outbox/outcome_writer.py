@@ -105,6 +105,12 @@ class OutcomeWriter:
         self._flush_wanted = False
         return pending
 
+    def take_waiting(self) -> list[Outcome]:
+        """The outcomes not given to any write yet, for the caller to write (without waiting for the one in flight)."""
+        pending, self._pending = self._pending, []
+        self._flush_wanted = False
+        return pending
+
     def _written(self, write: asyncio.Future[Any]) -> None:
         self._writing, self._writing_count = None, 0
         if write.cancelled():
