@@ -101,9 +101,7 @@ class OutcomeWriter:
         while self._writing is not None:
             await self._changed()
         self._raise_failure()
-        pending, self._pending = self._pending, []
-        self._flush_wanted = False
-        return pending
+        return self.take_waiting()
 
     def take_waiting(self) -> list[Outcome]:
         """The outcomes not given to any write yet, for the caller to write (without waiting for the one in flight)."""
